@@ -1,0 +1,47 @@
+# lossbench: `make demo` and `make test` are all a newcomer needs; `make help` lists the rest.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# torch is pinned to the build that installs offline here; users elsewhere get the same from PyPI.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-all bench lint report clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it
+
+demo: install ## run the demo grid (4 losses x 3 weightings x 3 seeds, offline digits) and render its report
+	$(BIN)/lossbench run -m experiment=demo
+	$(BIN)/lossbench report --experiment demo --out results/reports/demo.md
+	@cat results/reports/demo.md
+	@echo "demo report: results/reports/demo.md   (store: results/lossbench.db)"
+
+test: install ## run the test suite (slow and gpu tests deselected)
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$rc
+
+test-all: install ## run every test, slow ones included
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+bench: install ## run the benchmarks and print the numbers that go in BENCHMARKS.md
+	$(BIN)/python scripts/bench.py
+
+lint: install ## ruff check + format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+report: install ## tables from the default store
+	$(BIN)/lossbench report
+
+clean: ## remove generated results (keeps .venv)
+	rm -rf results/hydra results/reports results/*.db outputs multirun

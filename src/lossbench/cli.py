@@ -1,0 +1,275 @@
+"""`lossbench run|report|list|status`: the command line.
+
+`run` hands its arguments to the Hydra app (`lossbench.run`) untouched, after checking them all
+first, so a typo or an invalid parameter fails in one line before anything trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+RUN_HELP = """\
+usage: lossbench run [-m] [GROUP=OPTION ...] [KEY=VALUE ...] [hydra flags]
+
+Train and evaluate one cell, or with -m a grid (comma lists sweep: loss=ce,focal seed=0,1,2).
+Every run is recorded in the store (store.url); completed cells are skipped unless force=true.
+`lossbench run --help` shows the composed config and every group; `lossbench list` the options.
+"""
+# Hydra flags after which the arguments are not overrides to check (they print and exit).
+_NO_PREFLIGHT = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--cfg",
+    "-c",
+    "--info",
+    "--shell-completion",
+    "-sc",
+    "--version",
+}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"lossbench: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first meaningful lines of a Hydra/OmegaConf error, joined into one line."""
+    parts = []
+    for err in (exc, exc.__cause__):
+        lines = [ln.strip() for ln in str(err or "").splitlines() if ln.strip()]
+        skip = ("full_key", "object_type", "Set the environment", "To append")
+        parts += [ln for ln in lines if not ln.startswith(skip)][:2]
+    return " ".join(parts) or type(exc).__name__
+
+
+def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
+    """All override lists a (multi)run will compose, the config's own sweep params included."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from lossbench.config import compose_with_hydra
+
+    base = compose_with_hydra([a for a in args if "," not in a.split("=", 1)[-1]] if multirun else list(args))
+    multirun = multirun or str(base.hydra.mode) == "RunMode.MULTIRUN" or str(base.hydra.mode) == "MULTIRUN"
+    if not multirun:
+        return [list(args)]
+    params = base.hydra.sweeper.get("params") or {}
+    combined = [f"{k}={v}" for k, v in params.items()] + list(args)
+    parsed = OverridesParser.create().parse_overrides(combined)
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return [combo for batch in batches for combo in batch]
+
+
+def preflight(args: Sequence[str]) -> None:
+    """Compose and instantiate every cell of the (multi)run without training; exit 2 on the first problem."""
+    from hydra.errors import HydraException, MissingConfigException
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lossbench.config import compose
+    from lossbench.train.config import TrainerConfig
+
+    multirun = "-m" in args or "--multirun" in args
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    try:
+        combos = expand_overrides(overrides, multirun)
+        seen = set()
+        for combo in combos:
+            cfg = compose(combo)
+            for group in ("dataset", "loss", "weighting", "sampler"):
+                node = OmegaConf.to_yaml(cfg[group], resolve=True)
+                if (group, node) in seen:
+                    continue
+                seen.add((group, node))
+                try:
+                    instantiate(cfg[group], _convert_="all")
+                except Exception as exc:
+                    cause = exc.__cause__ or exc
+                    choice = next((c.split("=", 1)[1] for c in combo if c.startswith(f"{group}=")), None)
+                    name = f" {choice!r}" if choice else ""
+                    _fail(f"invalid {group}{name}: {cause}")
+            try:
+                TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                _fail(f"invalid trainer: {exc}")
+    except MissingConfigException as exc:
+        missing = (exc.missing_cfg_file or "").split("/")
+        if len(missing) == 2 and exc.options is not None:
+            _fail(f"unknown {missing[0]} {missing[1]!r}; valid options: {', '.join(sorted(exc.options))}")
+        _fail(_one_line(exc))
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        _fail(_one_line(exc))
+
+
+def cmd_run(args: Sequence[str]) -> None:
+    """Hand `args` to the Hydra app; exit non-zero if any cell failed."""
+    if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
+        preflight(args)
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lossbench import run
+
+    GlobalHydra.instance().clear()
+    sys.argv = ["lossbench run", *args]
+    run.main()
+    outcomes = run.SESSION.outcomes
+    counts = {s: outcomes.count(s) for s in ("completed", "skipped", "diverged", "failed")}
+    if len(outcomes) > 1:
+        print("lossbench: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+    if counts["failed"]:
+        _fail(
+            f"{counts['failed']} of {len(outcomes)} runs failed; errors: lossbench status --store ...", code=1
+        )
+
+
+def default_store_url() -> str:
+    """The store URL of the default config (`configs/store/sqlite.yaml`)."""
+    from lossbench.config import compose
+
+    return str(compose().store.url)
+
+
+def cmd_report(ns: argparse.Namespace) -> None:
+    """Print (or write) a mean ± std table from the store."""
+    from lossbench.report.load import load_runs
+    from lossbench.report.tables import SELECTIONS, metric_column, pooled_cells, render_table, summarize
+
+    url = ns.store or default_store_url()
+    try:
+        runs = load_runs(url, experiment=ns.experiment)
+        if runs.empty:
+            which = f" of experiment {ns.experiment!r}" if ns.experiment else ""
+            _fail(f"no completed runs{which} in {url} (run some with `lossbench run`)", code=1)
+        rows, cols = ns.rows.split(","), ns.cols.split(",")
+        pooled = pooled_cells(runs, rows, cols)
+        if pooled:
+            print(
+                f"lossbench: warning: {len(pooled)} cell(s) pool runs whose configs differ beyond the seed "
+                f"(e.g. {pooled[0]}); filter with --experiment or use a separate store.url",
+                file=sys.stderr,
+            )
+        column = metric_column(ns.metric, ns.select)
+        summary = summarize(runs, column, rows=rows, cols=cols)
+        table = render_table(summary, ns.metric, ns.format, rows=rows, cols=cols)
+    except ValueError as exc:
+        _fail(str(exc))
+    if ns.format == "markdown":
+        unit = " (%)" if ns.metric.rsplit("/", 1)[-1] in ("acc", "balanced_acc", "macro_f1", "worst_class_acc",
+                                                            "many_acc", "medium_acc", "few_acc", "ece") else ""  # fmt: skip
+        rule = SELECTIONS[ns.select] if "/" in ns.metric else "per run"
+        caption = (
+            f"{ns.metric}{unit} at the {rule}: mean ± std over seeds (number of seeds in parentheses); "
+            f"best per column in bold. Store: {url}"
+        )
+        table = f"{caption}\n\n{table}\n"
+    if ns.out:
+        Path(ns.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.out).write_text(table)
+        print(f"wrote {ns.out}")
+    else:
+        print(table, end="" if table.endswith("\n") else "\n")
+
+
+def cmd_list(ns: argparse.Namespace) -> None:
+    """Print the options of one group, or of every group, with their one-line descriptions."""
+    from lossbench.config import GROUPS, describe, options
+
+    groups = [ns.group] if ns.group else list(GROUPS)
+    if ns.group and ns.group not in GROUPS:
+        _fail(f"unknown group {ns.group!r}; valid groups: {', '.join(GROUPS)}")
+    for group in groups:
+        print(f"{group}:")
+        names = options(group)
+        width = max((len(n) for n in names), default=0)
+        for name in names:
+            print(f"  {name:<{width}}  {describe(group, name)}")
+
+
+def cmd_status(ns: argparse.Namespace) -> None:
+    """Print run counts per status and the failures' one-line errors."""
+    import sqlalchemy as sa
+
+    from lossbench.store.db import Store, runs
+
+    url = ns.store or default_store_url()
+    store = Store(url)
+    counts = store.counts()
+    with store.engine.connect() as conn:
+        failed = conn.execute(
+            sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
+            .where(runs.c.status.in_(["failed", "diverged"]))
+        ).mappings().all()  # fmt: skip
+    problems = [
+        {**{k: r[k] for k in ("run_id", "dataset", "loss", "weighting", "seed", "status")},
+         "error": (r["error"] or "").strip().splitlines()[-1] if r["error"] else ""}
+        for r in failed
+    ]  # fmt: skip
+    if ns.format == "json":
+        print(json.dumps({**counts, "total": sum(counts.values()), "problems": problems}, indent=2))
+        return
+    print(f"store: {url}")
+    print("  ".join(f"{s}: {n}" for s, n in counts.items()) + f"  total: {sum(counts.values())}")
+    for p in problems:
+        print(
+            f"  {p['status']:<8} {p['dataset']} {p['loss']} {p['weighting']} seed={p['seed']}: {p['error']}"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of everything but `run` (whose arguments belong to Hydra)."""
+    parser = argparse.ArgumentParser(
+        prog="lossbench",
+        description="Benchmark loss functions x weighting recipes x datasets; results go to one store.",
+        epilog="`lossbench run --help` shows the run config. Example: lossbench run -m loss=ce,focal seed=0,1,2",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,status}")
+    sub.add_parser("run", help="train and evaluate cells (Hydra overrides; -m for a grid)", add_help=False)
+    rep = sub.add_parser(
+        "report", help="mean ± std tables from the store", description="Tables from the store."
+    )
+    rep.add_argument(
+        "--store", help="SQLAlchemy URL (default: the configured sqlite:///results/lossbench.db)"
+    )
+    rep.add_argument(
+        "--metric", default="test/acc", help="split/name, e.g. test/balanced_acc (default: test/acc)"
+    )
+    rep.add_argument("--select", default="last", choices=["last", "best", "oracle"],
+                     help="epoch whose metrics are shown: last, best (validation) or oracle (test) (default: last)")  # fmt: skip
+    rep.add_argument("--format", default="markdown", choices=["markdown", "csv"], help="output format")
+    rep.add_argument(
+        "--rows", default="loss,weighting", help="comma list of row labels (default: loss,weighting)"
+    )
+    rep.add_argument("--cols", default="dataset", help="comma list of column labels (default: dataset)")
+    rep.add_argument("--experiment", help="only runs of this experiment config (experiment=NAME)")
+    rep.add_argument("--out", help="write to this file instead of printing")
+    lst = sub.add_parser(
+        "list", help="options of each config group", description="Options of the config groups."
+    )
+    lst.add_argument("group", nargs="?", help="one group (default: all)")
+    st = sub.add_parser("status", help="counts of completed/running/failed/diverged runs in the store")
+    st.add_argument("--store", help="SQLAlchemy URL (default: the configured store)")
+    st.add_argument("--format", default="text", choices=["text", "json"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `lossbench` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        if any(a in ("-h", "--help") for a in argv[1:]) and "--hydra-help" not in argv:
+            print(RUN_HELP)
+        cmd_run(argv[1:])
+        return
+    ns = build_parser().parse_args(argv)
+    {"report": cmd_report, "list": cmd_list, "status": cmd_status}[ns.command](ns)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Datasets: every recipe returns a `DataSpec` of tensor splits."""
+
+from lossbench.data.longtail import longtail_counts
+from lossbench.data.spec import DataSpec, Split
+
+__all__ = ["DataSpec", "Split", "longtail_counts"]

@@ -1,0 +1,95 @@
+"""Dataset recipes: validated on construction, loaded into a `DataSpec` by `load()`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
+from lossbench.data.spec import DataSpec, Split
+
+
+class Dataset(ABC):
+    """A dataset recipe: parameters checked on construction, data read by `load()`.
+
+    The constructor is cheap and runs before any training, so invalid parameters fail early;
+    `load()` reads the data and returns a `DataSpec` (expensive; `run.py` caches it per process).
+    """
+
+    @abstractmethod
+    def load(self) -> DataSpec:
+        """Read the data and apply the split recipe."""
+
+
+def check_split_sizes(val_per_class: int, test_per_class: int | None = None) -> None:
+    """Raise `ValueError` for negative split sizes."""
+    if val_per_class < 0:
+        raise ValueError(f"val_per_class must be >= 0, got {val_per_class}")
+    if test_per_class is not None and test_per_class < 1:
+        raise ValueError(f"test_per_class must be >= 1, got {test_per_class}")
+
+
+def longtail_spec(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    imbalance_ratio: float,
+    profile: str,
+    val_per_class: int,
+    data_seed: int,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    test_per_class: int = 0,
+    n_max: int | None = None,
+) -> DataSpec:
+    """Cut balanced test and validation splits, then a long-tailed training split, from arrays.
+
+    Order of operations (so that selection never touches the test set):
+    1. test: `test` if given (an official test set), else `test_per_class` examples per class;
+    2. validation: `val_per_class` examples per class from what remains (balanced);
+    3. train: `longtail_counts(n_max, C, imbalance_ratio, profile)` examples from the rest, class 0 as head.
+       `n_max` defaults to the smallest per-class count left, so every class can be filled.
+
+    All choices are drawn from `numpy.random.default_rng(data_seed)`, independent of the training seed.
+    """
+    validate_longtail(imbalance_ratio, profile)
+    rng = np.random.default_rng(data_seed)
+    remaining = np.arange(len(y))
+    if test is None:
+        test_idx = select_per_class(y, [test_per_class] * num_classes, rng)
+        remaining = np.setdiff1d(remaining, test_idx)
+        test_x, test_y = x[test_idx], y[test_idx]
+    else:
+        test_x, test_y = test
+    val_idx = remaining[select_per_class(y[remaining], [val_per_class] * num_classes, rng)]
+    remaining = np.setdiff1d(remaining, val_idx)
+    available = np.bincount(y[remaining], minlength=num_classes)
+    head = int(available.min()) if n_max is None else n_max
+    counts = longtail_counts(head, num_classes, imbalance_ratio, profile)
+    train_idx = remaining[select_per_class(y[remaining], counts, rng)]
+    meta = {
+        "class_counts": counts,
+        "index_hash": index_hash(train_idx),
+        "data_seed": data_seed,
+        "n_max": head,
+        "imbalance_ratio": imbalance_ratio,
+        "profile": profile,
+        "sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(test_y)},
+    }
+    return DataSpec(
+        name=name,
+        train=_split(x[train_idx], y[train_idx]),
+        val=_split(x[val_idx], y[val_idx]),
+        test=_split(test_x, test_y),
+        num_classes=num_classes,
+        class_counts=tuple(counts),
+        input_shape=tuple(x.shape[1:]),
+        meta=meta,
+    )
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    return Split(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))

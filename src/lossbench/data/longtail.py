@@ -1,0 +1,66 @@
+"""Long-tailed subsampling with the exact semantics of the LDAM-DRW reference code."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+PROFILES = ("exp", "step")
+
+
+def validate_longtail(imbalance_ratio: float, profile: str) -> None:
+    """Raise `ValueError` for an imbalance ratio below 1 or an unknown profile."""
+    if not imbalance_ratio >= 1:
+        raise ValueError(f"imbalance_ratio must be >= 1 (1 = balanced), got {imbalance_ratio}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+
+
+def longtail_counts(n_max: int, num_classes: int, imbalance_ratio: float, profile: str = "exp") -> list[int]:
+    """Per-class image counts of a long-tailed split, as in Cao et al. (2019), `get_img_num_per_cls`.
+
+    Args:
+        n_max: Count of the head class (class 0).
+        num_classes: Number of classes C.
+        imbalance_ratio: n_max / n_min (>= 1).
+        profile: ``"exp"``: ``int(n_max * (1/ratio) ** (i / (C - 1.0)))``, truncated, not rounded;
+            ``"step"``: the first ``C // 2`` classes get ``n_max``, the rest ``int(n_max / ratio)``.
+
+    Returns:
+        A list of C counts, non-increasing.
+
+    >>> sum(longtail_counts(5000, 10, 100, "exp"))
+    12406
+    >>> longtail_counts(100, 4, 10, "step")
+    [100, 100, 10, 10]
+    """
+    validate_longtail(imbalance_ratio, profile)
+    if num_classes < 1 or n_max < 1:
+        raise ValueError(f"need n_max >= 1 and num_classes >= 1, got {n_max}, {num_classes}")
+    if profile == "exp":
+        if num_classes == 1:
+            return [n_max]
+        return [int(n_max * (1.0 / imbalance_ratio) ** (i / (num_classes - 1.0))) for i in range(num_classes)]
+    head = num_classes // 2
+    return [n_max] * head + [int(n_max / imbalance_ratio)] * (num_classes - head)
+
+
+def select_per_class(y: np.ndarray, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """Pick `counts[c]` indices of class c from labels `y`, uniformly at random without replacement.
+
+    Returns the chosen indices sorted ascending, so the selection depends on the seed only.
+    """
+    chosen = []
+    for c, n in enumerate(counts):
+        idx = np.flatnonzero(y == c)
+        if n > len(idx):
+            raise ValueError(f"class {c} needs {n} examples but only {len(idx)} are available")
+        chosen.append(rng.choice(idx, size=n, replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
+def index_hash(indices: np.ndarray) -> str:
+    """Short SHA-256 of a set of selected indices (recorded so two runs can prove they saw the same data)."""
+    return hashlib.sha256(np.ascontiguousarray(np.sort(indices), dtype=np.int64).tobytes()).hexdigest()[:16]

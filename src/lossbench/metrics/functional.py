@@ -1,0 +1,94 @@
+"""Classification metrics on logits, computed in torch (no per-batch state needed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+HIGHER_IS_BETTER = {
+    "acc": True,
+    "balanced_acc": True,
+    "macro_f1": True,
+    "worst_class_acc": True,
+    "many_acc": True,
+    "medium_acc": True,
+    "few_acc": True,
+    "nll": False,
+    "ece": False,
+}
+
+
+def per_class_accuracy(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+    """Recall of each class (C,), NaN for classes absent from `targets`."""
+    total = torch.bincount(targets, minlength=num_classes).double()
+    hits = torch.bincount(targets[preds == targets], minlength=num_classes).double()
+    return torch.where(total > 0, hits / total.clamp(min=1), torch.full_like(total, math.nan))
+
+
+def macro_f1(preds: Tensor, targets: Tensor, num_classes: int) -> float:
+    """Unweighted mean F1 over the labels present in targets or predictions (scikit-learn's default)."""
+    tp = torch.bincount(targets[preds == targets], minlength=num_classes).double()
+    support = torch.bincount(targets, minlength=num_classes).double()
+    predicted = torch.bincount(preds, minlength=num_classes).double()
+    denom = support + predicted
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
+    return float(f1[denom > 0].mean())
+
+
+def expected_calibration_error(probs: Tensor, targets: Tensor, bins: int = 15) -> float:
+    """ECE with `bins` equal-width confidence bins: sum_b |B_b|/N * |acc(B_b) - conf(B_b)|."""
+    conf, preds = probs.max(dim=1)
+    correct = (preds == targets).double()
+    # bin b holds confidences in (b/bins, (b+1)/bins]; the first bin also takes 0
+    idx = (conf.double() * bins).ceil().long().clamp(1, bins) - 1
+    count = torch.bincount(idx, minlength=bins).double()
+    gap = torch.bincount(idx, weights=correct - conf.double(), minlength=bins).abs()
+    return float(gap.sum() / count.sum())
+
+
+def shot_groups(
+    class_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20
+) -> dict[str, Tensor]:
+    """Masks of many- (> many_threshold), medium- and few-shot (< few_threshold) classes by train count."""
+    counts = torch.as_tensor(list(class_counts))
+    many, few = counts > many_threshold, counts < few_threshold
+    return {"many": many, "medium": ~many & ~few, "few": few}
+
+
+def classification_metrics(
+    logits: Tensor,
+    targets: Tensor,
+    class_counts: Sequence[int],
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    ece_bins: int = 15,
+) -> dict[str, Any]:
+    """All per-split metrics from logits (N, C) and targets (N,).
+
+    Returns scalars `acc, balanced_acc, macro_f1, worst_class_acc, nll, ece, many_acc, medium_acc,
+    few_acc` (a shot group with no class, or no test example, gives None) and the list `class_acc`
+    (None for a class absent from `targets`). Balanced and worst-class accuracy use the classes present.
+    """
+    logits, targets = logits.double().cpu(), targets.cpu()
+    num_classes = logits.shape[1]
+    preds = logits.argmax(dim=1)
+    class_acc = per_class_accuracy(preds, targets, num_classes)
+    present = ~class_acc.isnan()
+    out: dict[str, Any] = {
+        "acc": float((preds == targets).double().mean()),
+        "balanced_acc": float(class_acc[present].mean()),
+        "macro_f1": macro_f1(preds, targets, num_classes),
+        "worst_class_acc": float(class_acc[present].min()),
+        "nll": float(F.cross_entropy(logits, targets)),
+        "ece": expected_calibration_error(logits.softmax(dim=1), targets, ece_bins),
+    }
+    for name, mask in shot_groups(class_counts, many_threshold, few_threshold).items():
+        sel = mask & present
+        out[f"{name}_acc"] = float(class_acc[sel].mean()) if sel.any() else None
+    out["class_acc"] = [None if math.isnan(a) else float(a) for a in class_acc.tolist()]
+    return out

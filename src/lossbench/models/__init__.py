@@ -1,0 +1,1 @@
+"""Models: `Classifier` subclasses built from `configs/model/*.yaml`."""

@@ -1,0 +1,24 @@
+"""The model contract: a feature extractor and a separate classifier head."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Classifier(nn.Module):
+    """Maps inputs (N, *input_shape) to logits (N, C) as `head(features(x))`.
+
+    Keeping `features` and `head` apart lets recipes that need the penultimate features
+    (influence-balanced loss) or only the classifier (cRT, tau-normalisation) use them without
+    a second model definition.
+    """
+
+    head: nn.Module
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features (N, D)."""
+        raise NotImplementedError(f"{type(self).__name__} must define features()")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N, C)."""
+        return self.head(self.features(x))

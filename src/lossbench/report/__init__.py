@@ -1,0 +1,1 @@
+"""Reports from the store: pandas only, never torch or the training code."""

@@ -1,0 +1,149 @@
+"""The composition root: the only module that reads the config and wires the pipeline together.
+
+`lossbench run [overrides]` (or `python -m lossbench.run`) is this Hydra app. Every cell of a
+multirun runs in this one process, so torch is imported once and each dataset is loaded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench.config import CONFIG_DIR
+from lossbench.data.base import Dataset
+from lossbench.data.spec import DataSpec
+from lossbench.store.db import Store
+from lossbench.store.record import RunRecord
+from lossbench.train.config import TrainerConfig
+from lossbench.train.loop import Diverged, fit, resolve_device, seed_everything
+
+log = logging.getLogger("lossbench")
+
+
+@dataclass
+class Session:
+    """Per-process state shared by the cells of a multirun."""
+
+    data: dict[str, DataSpec] = field(default_factory=dict)
+    stores: dict[str, Store] = field(default_factory=dict)
+    outcomes: list[str] = field(default_factory=list)  # one status per cell run in this process
+
+
+SESSION = Session()
+
+
+@dataclass
+class Components:
+    """Everything a run needs, instantiated (and so validated) before any data is loaded."""
+
+    dataset: Dataset
+    loss: Any
+    weighting: Any
+    sampler: Any
+    trainer: TrainerConfig
+
+
+def build_components(cfg: DictConfig) -> Components:
+    """Instantiate the cheap components; invalid parameters raise here, before any training."""
+    return Components(
+        dataset=instantiate(cfg.dataset, _convert_="all"),
+        loss=instantiate(cfg.loss, _convert_="all"),
+        weighting=instantiate(cfg.weighting, _convert_="all"),
+        sampler=instantiate(cfg.sampler, _convert_="all"),
+        trainer=TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),  # type: ignore[arg-type]
+    )
+
+
+def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
+    """The dataset's `DataSpec`, loaded once per process per dataset config."""
+    key = OmegaConf.to_yaml(cfg.dataset, resolve=True)
+    if key not in SESSION.data:
+        SESSION.data[key] = dataset.load()
+    return SESSION.data[key]
+
+
+def get_store(cfg: DictConfig) -> Store:
+    """The store for `cfg.store`, opened once per process per URL."""
+    url = str(cfg.store.url)
+    if url not in SESSION.stores:
+        SESSION.stores[url] = instantiate(cfg.store)
+    return SESSION.stores[url]
+
+
+def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
+    """Train and evaluate one cell; write its record. Returns its status (or `skipped`)."""
+    components = build_components(cfg)
+    store = get_store(cfg)
+    record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
+    title = (
+        " ".join(f"{k}={v}" for k, v in record.labels.items() if v and k != "trainer")
+        + f" seed={record.seed}"
+    )
+    if not store.claim(record, force=bool(cfg.force)):
+        log.info("skip %s (run %s already completed; force=true re-runs it)", title, record.run_id)
+        SESSION.outcomes.append("skipped")
+        return "skipped"
+    sink = instantiate(cfg.logger) if cfg.get("logger") else None
+    status, metrics, rows, error, meta = "failed", None, [], None, None
+    env = {**record.environment, "device": _device_name(components.trainer.device)}
+    try:
+        data = load_data(cfg, components.dataset)
+        meta = dict(data.meta)
+        seed_everything(int(cfg.seed))
+        model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
+        components.loss.fit(list(data.class_counts))
+        components.weighting.fit(list(data.class_counts))
+        components.sampler.fit(data.train.y, data.num_classes)
+        if sink is not None:
+            sink.start(record.run_id, record.config, record.labels)
+        result = fit(
+            model, components.loss, components.weighting, components.sampler, data, components.trainer,
+            seed=int(cfg.seed), on_epoch_end=sink.log if sink is not None else None,
+        )  # fmt: skip
+        status, metrics, rows = "completed", result.metrics, result.history
+        log.info("done %s: test/acc %.4f (last epoch)", title, metrics["last/test/acc"])
+    except Diverged as exc:
+        status, rows, error = "diverged", exc.history, str(exc)
+        log.warning("diverged %s: %s", title, exc)
+    except Exception as exc:  # recorded, never fatal to the grid
+        error = traceback.format_exc()
+        log.error("failed %s: %s: %s", title, type(exc).__name__, exc)
+    store.finish(
+        record.run_id,
+        status,
+        metrics=metrics,
+        history_rows=rows,
+        data_meta=meta,
+        environment=env,
+        error=error,
+    )
+    if sink is not None:
+        sink.finish(status, metrics or {})
+    SESSION.outcomes.append(status)
+    return status
+
+
+def _device_name(name: str) -> str:
+    try:
+        device = resolve_device(name)
+    except ValueError:
+        return name
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def main(cfg: DictConfig) -> str:
+    """The Hydra app behind `lossbench run`."""
+    return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+
+
+if __name__ == "__main__":
+    main()

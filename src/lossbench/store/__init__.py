@@ -1,0 +1,1 @@
+"""Results store (SQLAlchemy Core); importing it never imports torch."""

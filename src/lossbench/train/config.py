@@ -1,0 +1,81 @@
+"""The trainer's typed schema (a misspelt `trainer.*` key fails when the config is composed)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainerConfig:
+    """Everything the one training loop reads.
+
+    The learning rate follows the epoch (as in the LDAM-DRW reference): linear warm-up
+    `lr * (epoch + 1) / warmup_epochs` for the first `warmup_epochs`, then `schedule`:
+    ``"cosine"`` (to 0 at the last epoch), ``"step"`` (`lr * lr_factors[i]` from epoch
+    `lr_milestones[i]` on; factors are absolute multipliers of the base lr) or ``"constant"``.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    schedule: str = "cosine"  # cosine | step | constant
+    lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where a step factor starts
+    lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
+    eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
+    eval_batch_size: int = 1024
+    select_metric: str = "val/acc"  # picks the best-validation epoch
+    many_threshold: int = 100  # many-shot: more than this many training examples
+    few_threshold: int = 20  # few-shot: fewer than this many training examples
+    ece_bins: int = 15
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    deterministic: bool = True
+    progress: bool = True  # per-epoch progress bar (only shown on a terminal)
+
+    def __post_init__(self) -> None:
+        """Check values that would otherwise fail mid-training."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.schedule not in ("cosine", "step", "constant"):
+            problems.append(f"schedule must be cosine, step or constant, got {self.schedule!r}")
+        if len(self.lr_milestones) != len(self.lr_factors):
+            problems.append("lr_milestones and lr_factors must have the same length")
+        if self.warmup_epochs < 0 or self.eval_every < 1:
+            problems.append("warmup_epochs must be >= 0 and eval_every >= 1")
+        split, _, name = self.select_metric.partition("/")
+        if split != "val" or not name:
+            problems.append(
+                f"select_metric must name a validation metric like 'val/acc', got {self.select_metric!r}"
+            )
+        if self.nesterov and self.momentum == 0:
+            problems.append("nesterov needs momentum > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def lr_factor(self, epoch: int) -> float:
+        """Multiplier of `lr` during 0-based `epoch`."""
+        if epoch < self.warmup_epochs:
+            return (epoch + 1) / self.warmup_epochs
+        if self.schedule == "cosine":
+            span = max(1, self.epochs - self.warmup_epochs)
+            return 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
+        if self.schedule == "step":
+            factor = 1.0
+            for milestone, f in zip(self.lr_milestones, self.lr_factors, strict=True):
+                if epoch >= milestone:
+                    factor = f
+            return factor
+        return 1.0

@@ -1,0 +1,162 @@
+"""The one training loop every cell of every grid goes through."""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from lossbench.data.spec import DataSpec
+from lossbench.losses.base import Loss
+from lossbench.metrics.functional import HIGHER_IS_BETTER
+from lossbench.models.base import Classifier
+from lossbench.samplers.base import Sampler
+from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import evaluate
+from lossbench.weighting.base import Weighting
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class Diverged(RuntimeError):
+    """The training objective became NaN or infinite; `history` holds the epochs before it."""
+
+    def __init__(self, epoch: int, value: float, history: list[dict[str, Any]]) -> None:
+        super().__init__(f"training loss is {value} at epoch {epoch}")
+        self.epoch, self.history = epoch, history
+
+
+@dataclass
+class FitResult:
+    """What a finished run hands to the store.
+
+    `metrics` holds `{selection}/{split}/{name}` for selection in last (final epoch), best (best
+    `select_metric` on validation) and oracle (best test accuracy: what papers that select on the
+    test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
+    """
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; anything else is passed to `torch.device`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name} but CUDA is not available (use trainer.device=auto or cpu)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's CPU and CUDA generators (model initialisation, dropout)."""
+    torch.manual_seed(seed)
+
+
+def fit(
+    model: Classifier,
+    loss: Loss,
+    weighting: Weighting,
+    sampler: Sampler,
+    data: DataSpec,
+    cfg: TrainerConfig,
+    seed: int,
+    on_epoch_end: EpochCallback | None = None,
+) -> FitResult:
+    """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
+
+    `loss`, `weighting` and `sampler` must already have seen the class counts (`fit`). Raises
+    `Diverged` when the epoch's mean objective is not finite.
+    """
+    device = resolve_device(cfg.device)
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.to(device), loss.to(device), weighting.to(device)
+    x, y = data.train.x.to(device), data.train.y.to(device)
+    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    )
+    generator = torch.Generator().manual_seed(seed)
+    counts = data.class_counts
+    eval_kw = dict(batch_size=cfg.eval_batch_size, device=device, many_threshold=cfg.many_threshold,
+                   few_threshold=cfg.few_threshold, ece_bins=cfg.ece_bins)  # fmt: skip
+    select = cfg.select_metric.split("/", 1)[1]
+    sign = 1.0 if HIGHER_IS_BETTER.get(select, True) else -1.0
+    history: list[dict[str, Any]] = []
+    last: dict[str, dict[str, Any]] = {}
+    best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+    oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+    start = time.perf_counter()
+    bar = tqdm(
+        range(cfg.epochs), desc="epochs", leave=False, disable=not (cfg.progress and sys.stderr.isatty())
+    )
+    for epoch in bar:
+        lr = cfg.lr * cfg.lr_factor(epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        weighting.on_epoch_start(epoch)
+        model.train()
+        order = sampler.epoch_indices(epoch, generator).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            xb, yb = x[idx], y[idx]
+            if data.augment is not None:
+                xb = data.augment(xb)
+            feats = model.features(xb)
+            logits = model.head(feats)
+            objective = weighting(loss(logits, yb), yb, logits, feats)
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            opt.step()
+            total += objective.detach() * len(idx)
+        train_loss = float(total) / max(1, len(order))
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
+        if not math.isfinite(train_loss):
+            history.append(row)
+            raise Diverged(epoch, train_loss, history)
+        if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
+            last = {
+                split: evaluate(model, getattr(data, split), counts, **eval_kw) for split in ("val", "test")
+            }
+            for split, values in last.items():
+                row.update({f"{split}/{k}": v for k, v in values.items() if k != "class_acc"})
+            score = _score(last["val"][select], sign)
+            if score > best[0]:
+                best = (score, epoch, last)
+            if last["test"]["acc"] > oracle[0]:
+                oracle = (last["test"]["acc"], epoch, last)
+            bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{last['val'][select]:.3f}")
+        history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+    metrics: dict[str, Any] = {}
+    for selection, result in (("last", last), ("best", best[2]), ("oracle", oracle[2])):
+        for split, values in result.items():
+            metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
+    metrics["best_epoch"], metrics["oracle_epoch"] = best[1], oracle[1]
+    metrics["train_time_s"] = time.perf_counter() - start
+    metrics["peak_mem_mb"] = _peak_memory_mb(device)
+    return FitResult(metrics=metrics, history=history)
+
+
+def _score(value: float | None, sign: float) -> float:
+    """Larger is better; a missing or NaN metric ranks last."""
+    return -math.inf if value is None or math.isnan(value) else sign * value
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory allocated by this run, or the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -1,0 +1,15 @@
+"""No re-weighting."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lossbench.weighting.base import ClassWeighting
+
+
+class NoWeighting(ClassWeighting):
+    """Every class weighs 1: the objective is the plain mean of the per-example losses."""
+
+    def compute_weights(self, counts: Tensor) -> Tensor:
+        """All ones."""
+        return counts.new_ones(counts.shape)

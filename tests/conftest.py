@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from lossbench.config import CONFIG_DIR, compose, compose_with_hydra, options  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["dataset=synthetic", "dataset.n_max=40", "dataset.test_per_class=20", "dataset.val_per_class=10",
+         "trainer=smoke", "store=memory"]  # fmt: skip
+
+
+def small_cfg(overrides=(), store_url: str | None = None) -> tuple[DictConfig, dict]:
+    """A shrunk real config (and its group choices), as `lossbench run` would compose it."""
+    over = [*SMALL, *overrides]
+    if store_url:
+        over.append(f"store.url={store_url}")
+    cfg = compose(over)
+    choices = dict(compose_with_hydra(over).hydra.runtime.choices)
+    return cfg, choices
+
+
+def lossbench(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real console script in a subprocess."""
+    exe = Path(sys.executable).with_name("lossbench")
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=check
+    )
+
+
+@pytest.fixture
+def small():
+    return small_cfg

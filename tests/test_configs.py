@@ -1,0 +1,93 @@
+import importlib
+import inspect
+import itertools
+import pkgutil
+
+import pytest
+import yaml
+from hydra.utils import get_class, get_method
+
+import lossbench
+from lossbench.config import CONFIG_DIR, GROUPS, compose, describe, options
+from lossbench.losses.base import Loss
+from lossbench.samplers.base import Sampler
+from lossbench.weighting.base import ClassWeighting, Weighting
+
+
+def all_targets():
+    out = []
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if "_target_" in data:
+            out.append((path.relative_to(CONFIG_DIR).as_posix(), data["_target_"]))
+    return out
+
+
+@pytest.mark.parametrize(("path", "target"), all_targets())
+def test_every_target_imports(path, target):
+    try:
+        get_class(target)
+    except Exception:
+        get_method(target)
+
+
+def test_every_component_grid_composes():
+    grid = itertools.product(*(options(g) for g in ("dataset", "model", "loss", "weighting", "sampler")))
+    for dataset, model, loss, weighting, sampler in grid:
+        cfg = compose([f"dataset={dataset}", f"model={model}", f"loss={loss}", f"weighting={weighting}",
+                       f"sampler={sampler}"])  # fmt: skip
+        assert cfg.loss._target_ and cfg.weighting._target_
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_has_a_description(group):
+    for name in options(group):
+        assert describe(group, name), f"configs/{group}/{name}.yaml needs a leading '# description' line"
+
+
+def _subclasses(base):
+    for mod in pkgutil.walk_packages(lossbench.__path__, "lossbench."):
+        importlib.import_module(mod.name)
+    seen, todo = set(), [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return {c for c in seen if not inspect.isabstract(c) and c is not ClassWeighting}
+
+
+@pytest.mark.parametrize("base", [Loss, Weighting, Sampler])
+def test_no_orphan_components(base):
+    named = {t for _, t in all_targets()}
+    orphans = [
+        f"{c.__module__}.{c.__qualname__}" for c in _subclasses(base) if c.__module__.startswith("lossbench")
+    ]
+    orphans = [o for o in orphans if o not in named]
+    assert not orphans, f"components no config names: {orphans}"
+
+
+def test_typo_in_trainer_key_fails_at_composition():
+    with pytest.raises(Exception, match="epohcs"):
+        compose(["trainer.epohcs=3"])
+
+
+def test_typo_in_store_key_fails_at_composition():
+    with pytest.raises(Exception, match="ulr"):
+        compose(["store.ulr=sqlite://"])
+
+
+def test_ldam_gets_the_cosine_head_unless_overridden():
+    assert compose(["loss=ldam"]).model.head == "normed"
+    assert compose(["loss=ce"]).model.head == "linear"
+    assert compose(["loss=ldam", "model.head=linear"]).model.head == "linear"
+
+
+def test_interface_keys_exist():
+    cfg = compose()
+    for key in ("trainer.epochs", "trainer.batch_size", "trainer.lr", "dataset.imbalance_ratio", "dataset.profile",
+                "store.url", "seed"):  # fmt: skip
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node is not None

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from lossbench.config import compose, options
+from lossbench.data import longtail_counts
+from lossbench.data.spec import DataSpec
+
+DATASETS = options("dataset")
+
+
+def test_longtail_counts_ldam_cifar10():
+    assert sum(longtail_counts(5000, 10, 100, "exp")) == 12406
+    assert longtail_counts(5000, 10, 100, "exp") == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert sum(longtail_counts(500, 100, 100, "exp")) == 10847
+
+
+def test_longtail_counts_step_and_truncation():
+    assert longtail_counts(100, 5, 10, "step") == [100, 100, 10, 10, 10]
+    assert longtail_counts(10, 3, 3, "exp") == [10, 5, 3]  # 10 * 3^-0.5 = 5.77 truncates to 5
+    assert longtail_counts(7, 4, 1, "exp") == [7, 7, 7, 7]
+
+
+@pytest.mark.parametrize(("ratio", "profile"), [(0.5, "exp"), (10, "linear")])
+def test_longtail_counts_invalid(ratio, profile):
+    with pytest.raises(ValueError):
+        longtail_counts(100, 10, ratio, profile)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_dataset_builds_a_dataspec(name):
+    spec = instantiate(compose([f"dataset={name}"]).dataset).load()
+    assert isinstance(spec, DataSpec)
+    assert sum(spec.class_counts) == len(spec.train)
+    assert list(spec.class_counts) == np.bincount(spec.train.y.numpy(), minlength=spec.num_classes).tolist()
+    assert spec.train.x.shape[1:] == spec.input_shape
+    for split in (spec.val, spec.test):
+        assert len(split) > 0 and split.x.dtype == spec.train.x.dtype
+    assert spec.meta["index_hash"] and spec.meta["class_counts"] == list(spec.class_counts)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_longtail_cut_follows_profile(name):
+    spec = instantiate(
+        compose([f"dataset={name}", "dataset.imbalance_ratio=5", "dataset.profile=step"]).dataset
+    ).load()
+    n_max = spec.meta["n_max"]
+    assert list(spec.class_counts) == longtail_counts(n_max, spec.num_classes, 5, "step")
+
+
+def test_digits_splits_are_balanced_disjoint_and_seeded():
+    def load(**kw):
+        over = [f"dataset.{k}={v}" for k, v in kw.items()]
+        return instantiate(compose(["dataset=digits", *over]).dataset).load()
+
+    spec = load()
+    assert np.bincount(spec.test.y.numpy()).tolist() == [40] * 10
+    assert np.bincount(spec.val.y.numpy()).tolist() == [20] * 10
+    rows = {tuple(r) for r in spec.train.x.numpy()}
+    # digits has a few duplicate images, so compare row sets by count rather than demand emptiness
+    assert len(rows & {tuple(r) for r in spec.test.x.numpy()}) <= 5
+    assert spec.class_counts[0] == spec.meta["n_max"] and spec.class_counts[-1] == int(
+        spec.meta["n_max"] / 10
+    )
+    assert load().meta["index_hash"] == spec.meta["index_hash"]
+    assert load(data_seed=1).meta["index_hash"] != spec.meta["index_hash"]
+
+
+@pytest.mark.parametrize(
+    "override", ["dataset.imbalance_ratio=0.5", "dataset.profile=linear", "dataset.val_per_class=-1"]
+)
+@pytest.mark.parametrize("name", DATASETS)
+def test_invalid_dataset_parameters_fail_on_instantiate(name, override):
+    with pytest.raises(Exception, match="must|profile"):
+        instantiate(compose([f"dataset={name}", override]).dataset)

@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from lossbench.train.config import TrainerConfig
+from lossbench.train.loop import Diverged, fit
+from lossbench.weighting import build_weighting
+from tests.conftest import small_cfg
+
+
+def test_ldam_reference_schedule():
+    cfg = TrainerConfig(epochs=200, lr=0.1, warmup_epochs=5, schedule="step", lr_milestones=[160, 180],
+                        lr_factors=[0.01, 0.0001])  # fmt: skip
+    lrs = [cfg.lr * cfg.lr_factor(e) for e in range(200)]
+    assert lrs[0] == pytest.approx(0.02) and lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.1)
+    assert (
+        lrs[159] == pytest.approx(0.1) and lrs[160] == pytest.approx(1e-3) and lrs[180] == pytest.approx(1e-5)
+    )
+
+
+def test_cosine_schedule_ends_near_zero():
+    cfg = TrainerConfig(epochs=10, warmup_epochs=0, schedule="cosine")
+    assert cfg.lr_factor(0) == 1.0 and cfg.lr_factor(9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.9)))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"epochs": 0},
+        {"lr": -1},
+        {"schedule": "linear"},
+        {"select_metric": "test/acc"},
+        {"lr_milestones": [1], "lr_factors": []},
+    ],
+)
+def test_invalid_trainer_config(kw):
+    with pytest.raises(ValueError):
+        TrainerConfig(**kw)
+
+
+def _parts(overrides=()):
+    cfg, _ = small_cfg(overrides)
+    data = instantiate(cfg.dataset).load()
+    torch.manual_seed(0)
+    model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
+    loss = instantiate(cfg.loss)
+    loss.fit(data.class_counts)
+    weighting = instantiate(cfg.weighting)
+    weighting.fit(data.class_counts)
+    sampler = instantiate(cfg.sampler)
+    sampler.fit(data.train.y, data.num_classes)
+    trainer = TrainerConfig(**{**cfg.trainer, "epochs": 3, "eval_every": 1})
+    return model, loss, weighting, sampler, data, trainer
+
+
+def test_fit_is_deterministic_on_cpu():
+    a = fit(*_parts(), seed=3).metrics
+    b = fit(*_parts(), seed=3).metrics
+    assert a["last/test/acc"] == b["last/test/acc"] and a["last/test/nll"] == b["last/test/nll"]
+
+
+def test_fit_reports_every_metric_and_selection():
+    result = fit(*_parts(), seed=0)
+    for sel in ("last", "best", "oracle"):
+        for split in ("val", "test"):
+            for name in ("acc", "balanced_acc", "macro_f1", "worst_class_acc", "nll", "ece", "many_acc",
+                         "medium_acc", "few_acc", "class_acc"):  # fmt: skip
+                assert f"{sel}/{split}/{name}" in result.metrics
+    assert len(result.history) == 3 and result.history[-1]["epoch"] == 2
+    assert result.metrics["train_time_s"] > 0 and result.metrics["peak_mem_mb"] > 0
+    assert result.metrics["oracle/test/acc"] >= result.metrics["last/test/acc"]
+
+
+def test_nan_loss_raises_diverged():
+    model, loss, weighting, sampler, data, trainer = _parts()
+    trainer.lr = 1e30  # explodes
+    with pytest.raises(Diverged) as info:
+        fit(model, loss, weighting, sampler, data, trainer, seed=0)
+    assert info.value.history and not math.isfinite(info.value.history[-1]["train/loss"])
+
+
+def test_weighting_switch_is_visible_in_training():
+    # DRW from epoch 0 must train differently from no weighting
+    model, loss, _, sampler, data, trainer = _parts()
+    w = build_weighting("drw", data.class_counts, start_epoch=0)
+    a = fit(model, loss, w, sampler, data, trainer, seed=0).metrics["last/test/nll"]
+    model, loss, weighting, sampler, data, trainer = _parts()
+    b = fit(model, loss, weighting, sampler, data, trainer, seed=0).metrics["last/test/nll"]
+    assert a != b
