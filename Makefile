@@ -34,7 +34,7 @@ test-all: install ## run every test, slow ones included
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: install ## run the benchmarks and print the numbers that go in BENCHMARKS.md
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m lossbench.benchmarks
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check src tests

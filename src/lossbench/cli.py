@@ -12,13 +12,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-RUN_HELP = """\
-usage: lossbench run [-m] [GROUP=OPTION ...] [KEY=VALUE ...] [hydra flags]
-
-Train and evaluate one cell, or with -m a grid (comma lists sweep: loss=ce,focal seed=0,1,2).
-Every run is recorded in the store (store.url); completed cells are skipped unless force=true.
-`lossbench run --help` shows the composed config and every group; `lossbench list` the options.
-"""
 # Hydra flags after which the arguments are not overrides to check (they print and exit).
 _NO_PREFLIGHT = {
     "--help",
@@ -263,8 +256,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `lossbench` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
-        if any(a in ("-h", "--help") for a in argv[1:]) and "--hydra-help" not in argv:
-            print(RUN_HELP)
         cmd_run(argv[1:])
         return
     ns = build_parser().parse_args(argv)
