@@ -43,7 +43,8 @@ class LDAMLoss(Loss):
         """Per-example losses (N,)."""
         if self.margins.numel() != logits.shape[1]:
             raise RuntimeError("LDAMLoss.fit(class_counts) must be called before use")
-        shifted = logits - F.one_hot(targets, logits.shape[1]).to(logits.dtype) * self.margins.to(
-            logits.dtype
-        )[targets].unsqueeze(1)
-        return F.cross_entropy(self.s * shifted, targets, reduction="none")
+        # subtract m_y from the target logit only (a scatter: one (N, C) temporary instead of a one-hot product)
+        margin = torch.zeros_like(logits).scatter_(
+            1, targets[:, None], self.margins.to(logits.dtype)[targets, None]
+        )
+        return F.cross_entropy(self.s * (logits - margin), targets, reduction="none")
