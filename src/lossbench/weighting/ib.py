@@ -19,8 +19,12 @@ class InfluenceBalancedWeighting(ClassWeighting):
 
     Choices, against the reference (github pseulki/IB-Loss, `IBLoss`):
 
-    * Nothing is detached, as in the reference: the gradient also flows through the influence
-      (the softmax and the feature norm).
+    * Nothing is detached by default, as in the reference: the gradient also flows through the
+      influence (the softmax and the feature norm), which rewards larger features. Started on an
+      under-fitted model at a full learning rate (e.g. `trainer.epochs=5`, IB from epoch 2), this
+      blows the feature norms up and training collapses; the reference starts after 100 CE epochs
+      at 1/100 of the rate. `detach=True` treats the weights as constants (the paper's reading of
+      the influence as a per-example weight), which is stable on short schedules.
     * Reduction. The reference returns `mean_i(w_i * l_i)` (divides by N) and, to tame the resulting
       scale (`alpha / influence` is in the hundreds), multiplies the learning rate by 0.01 when IB
       starts. We keep the one convention of every weighting, `sum_i w_i l_i / sum_i w_i`, with the
@@ -33,9 +37,13 @@ class InfluenceBalancedWeighting(ClassWeighting):
         start_epoch: First (0-based) epoch that uses the influence weights (>= 0).
         alpha: Numerator of the influence weights (> 0); the reference's CIFAR scripts use 1000.
         epsilon: Added to the influence (> 0); the reference uses 0.001.
+        detach: Treat the influence weights as constants (no gradient through them); the
+            reference does not detach (False).
     """
 
-    def __init__(self, start_epoch: int = 100, alpha: float = 1000.0, epsilon: float = 1e-3) -> None:
+    def __init__(
+        self, start_epoch: int = 100, alpha: float = 1000.0, epsilon: float = 1e-3, detach: bool = False
+    ) -> None:
         super().__init__()
         if start_epoch < 0:
             raise ValueError(f"start_epoch must be >= 0, got {start_epoch}")
@@ -44,6 +52,7 @@ class InfluenceBalancedWeighting(ClassWeighting):
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0, got {epsilon}")
         self.start_epoch, self.alpha, self.epsilon = int(start_epoch), float(alpha), float(epsilon)
+        self.detach = bool(detach)
         self.active = start_epoch == 0
 
     def compute_weights(self, counts: Tensor) -> Tensor:
@@ -71,4 +80,6 @@ class InfluenceBalancedWeighting(ClassWeighting):
         if not self.active:
             return losses.mean()
         w = self.example_weights(targets, logits, features).to(losses.dtype)
+        if self.detach:
+            w = w.detach()
         return (w * losses).sum() / w.sum().detach()
