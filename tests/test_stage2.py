@@ -20,7 +20,7 @@ from lossbench.stage2.tau_norm import TAU_GRID, TauNormalization, tau_normalized
 from lossbench.stage2.weight_balancing import WeightBalancing, maxnorm_radius, project_maxnorm
 from lossbench.store.db import Store, runs
 from lossbench.train.config import TrainerConfig
-from lossbench.train.loop import fit
+from lossbench.train.loop import Diverged, fit
 from lossbench.weighting.none import NoWeighting
 from tests.conftest import SMALL, small_cfg
 from tests.test_configs import _subclasses, all_targets
@@ -225,3 +225,12 @@ def test_no_orphan_stage2():
     named = {t for _, t in all_targets()}
     orphans = [f"{c.__module__}.{c.__qualname__}" for c in _subclasses(Stage2)]
     assert not [o for o in orphans if o not in named]
+
+
+def test_divergence_in_stage2_is_reported_with_both_histories(trained):
+    model, data, trainer, stage1 = fresh(trained)
+    with pytest.raises(Diverged) as exc:
+        ClassifierRetraining(epochs=2, lr=1e30).run(model, data, trainer, 0, stage1=stage1)
+    epochs = [h["epoch"] for h in exc.value.history]
+    assert epochs[: len(stage1.history)] == [h["epoch"] for h in stage1.history]
+    assert epochs[len(stage1.history)] == trainer.epochs and exc.value.history[-1]["stage"] == 2

@@ -33,7 +33,7 @@ class TauNormalization(Stage2):
     `trainer.select_metric` on the validation split (first of ties), recorded as `stage2/tau`.
 
     A cosine (`normed`) head already normalises its weights, so tau has no effect there: that
-    combination is rejected when the config is composed (`head` is `${model.head}`).
+    combination is rejected when the config is composed (`head` is the model config's `head`).
 
     Args:
         tau: Exponent (>= 0), or ``"auto"`` to select it on the validation split.
