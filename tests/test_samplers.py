@@ -1,8 +1,10 @@
+import functools
 import math
 
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from scipy.stats import chisquare
 
 from lossbench.config import compose, options
@@ -19,8 +21,15 @@ def labels(counts=COUNTS, seed=0):
     return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))]
 
 
+@functools.cache
+def composed(name):
+    return OmegaConf.to_container(
+        compose([f"sampler={name}", f"trainer.epochs={EPOCHS}"]).sampler, resolve=True
+    )
+
+
 def build(name, **params):
-    node = compose([f"sampler={name}", f"trainer.epochs={EPOCHS}"]).sampler
+    node = OmegaConf.create(composed(name))
     for k, v in params.items():
         node[k] = v
     sampler = instantiate(node, _convert_="all")
