@@ -76,7 +76,7 @@ def preflight(args: Sequence[str]) -> None:
         seen = set()
         for combo in combos:
             cfg = compose(combo)
-            for group in ("dataset", "loss", "weighting", "sampler"):
+            for group in ("dataset", "loss", "weighting", "sampler", "stage2"):
                 node = OmegaConf.to_yaml(cfg[group], resolve=True)
                 if (group, node) in seen:
                     continue

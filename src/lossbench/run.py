@@ -48,6 +48,7 @@ class Components:
     loss: Any
     weighting: Any
     sampler: Any
+    stage2: Any
     trainer: TrainerConfig
 
 
@@ -58,6 +59,7 @@ def build_components(cfg: DictConfig) -> Components:
         loss=instantiate(cfg.loss, _convert_="all"),
         weighting=instantiate(cfg.weighting, _convert_="all"),
         sampler=instantiate(cfg.sampler, _convert_="all"),
+        stage2=instantiate(cfg.stage2, _convert_="all"),
         trainer=TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),  # type: ignore[arg-type]
     )
 
@@ -108,6 +110,8 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
             model, components.loss, components.weighting, components.sampler, data, components.trainer,
             seed=int(cfg.seed), on_epoch_end=sink.log if sink is not None else None,
         )  # fmt: skip
+        # stage 2 (cRT, tau-norm, ...): changes `model` in place; the metrics become the final model's
+        result = components.stage2.run(model, data, components.trainer, int(cfg.seed), stage1=result)
         status, metrics, rows = "completed", result.metrics, result.history
         log.info("done %s: test/acc %.4f (last epoch)", title, metrics["last/test/acc"])
     except Diverged as exc:

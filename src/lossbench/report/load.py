@@ -43,7 +43,9 @@ def load_runs(
         experiment: Keep only runs of this experiment config (`experiment=NAME`).
     """
     engine = make_engine(url)
-    query = sa.select(*[runs.c[c] for c in LABELS], runs.c.metrics, runs.c.duration_s, runs.c.error)
+    query = sa.select(
+        *[runs.c[c] for c in LABELS], runs.c.metrics, runs.c.duration_s, runs.c.error, runs.c.labels
+    )
     if statuses is not None:
         query = query.where(runs.c.status.in_(list(statuses)))
     if experiment is not None:
@@ -58,6 +60,8 @@ def load_runs(
     records = []
     for row in rows:
         rec = {c: row[c] for c in LABELS}
+        # labels without a column of their own (stage2) come from the run's `labels` JSON
+        rec.update({k: v for k, v in _as_dict(row["labels"]).items() if k not in rec})
         rec["duration_s"] = row["duration_s"]
         rec["error"] = row["error"]
         for key, value in _as_dict(row["metrics"]).items():

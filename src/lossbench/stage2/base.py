@@ -1,0 +1,132 @@
+"""The second-stage contract: change a trained model in place, then report the final model's metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossbench.data.spec import DataSpec
+from lossbench.models.base import Classifier
+from lossbench.models.heads import NormedLinear
+from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import evaluate
+from lossbench.train.loop import Diverged, FitResult, resolve_device
+
+
+class Stage2(ABC):
+    """A recipe applied after the main training: classifier re-training or a post-hoc adjustment.
+
+    `apply(model, data, trainer, seed)` changes `model` in place (re-trained or replaced/wrapped head,
+    so `evaluate` sees the change) and returns the metrics of the final model as a `FitResult`, or
+    None if it left the model as it was. A re-training stage returns what its `train.loop.fit` call
+    returned (last/best/oracle over its own epochs); a post-hoc stage returns `evaluate_final(...)`
+    (`last/...` only: the stage-1 best and oracle epochs were never adjusted). `run` calls `apply`
+    and merges both stages into one record (see `merge`).
+    """
+
+    @abstractmethod
+    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult | None:
+        """Change `model` in place; the metrics of the final model (None: model unchanged)."""
+
+    def run(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, stage1: FitResult
+    ) -> FitResult:
+        """Apply this stage to the model trained in `stage1`; the record of both stages."""
+        try:
+            stage2 = self.apply(model, data, trainer, seed)
+        except Diverged as exc:
+            history = stage1.history + _shift(exc.history, trainer.epochs)
+            raise Diverged(trainer.epochs + exc.epoch, float("nan"), history) from exc
+        return stage1 if stage2 is None else merge(stage1, stage2, trainer.epochs)
+
+
+def merge(stage1: FitResult, stage2: FitResult, offset: int) -> FitResult:
+    """Metrics of the final model, stage-1 metrics under `stage1/...`, histories end to end.
+
+    Stage-2 history rows get epoch `offset + e` and `stage: 2`; times add up, peak memory is the max.
+    """
+    metrics: dict[str, Any] = {f"stage1/{k}": v for k, v in stage1.metrics.items()}
+    metrics.update(stage2.metrics)
+    metrics["train_time_s"] = stage1.metrics.get("train_time_s", 0.0) + stage2.metrics.get(
+        "train_time_s", 0.0
+    )
+    metrics["peak_mem_mb"] = max(
+        stage1.metrics.get("peak_mem_mb", 0.0), stage2.metrics.get("peak_mem_mb", 0.0)
+    )
+    return FitResult(metrics=metrics, history=stage1.history + _shift(stage2.history, offset))
+
+
+def _shift(rows: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
+    return [{**row, "epoch": offset + int(row["epoch"]), "stage": 2} for row in rows]
+
+
+def evaluate_splits(
+    model: nn.Module, data: DataSpec, trainer: TrainerConfig, splits: tuple[str, ...] = ("val", "test")
+) -> dict[str, dict[str, Any]]:
+    """Every metric of `model` on each of `splits`, with the trainer's evaluation settings."""
+    device = resolve_device(trainer.device)
+    model.to(device)
+    return {
+        split: evaluate(model, getattr(data, split), data.class_counts, batch_size=trainer.eval_batch_size, device=device,
+                        many_threshold=trainer.many_threshold, few_threshold=trainer.few_threshold, ece_bins=trainer.ece_bins)
+        for split in splits
+    }  # fmt: skip
+
+
+def evaluate_final(
+    model: nn.Module, data: DataSpec, trainer: TrainerConfig, started: float, **extra: float
+) -> FitResult:
+    """`last/{split}/{name}` of the (adjusted) final model, plus `extra` under `stage2/...`."""
+    metrics: dict[str, Any] = {}
+    for split, values in evaluate_splits(model, data, trainer).items():
+        metrics.update({f"last/{split}/{k}": v for k, v in values.items()})
+    metrics.update({f"stage2/{k}": v for k, v in extra.items()})
+    metrics["train_time_s"] = time.perf_counter() - started
+    return FitResult(metrics=metrics)
+
+
+def stage2_trainer(trainer: TrainerConfig, epochs: int, lr: float, weight_decay: float) -> TrainerConfig:
+    """The stage-1 trainer settings with a cosine schedule from `lr` over `epochs`, no warm-up."""
+    return dataclasses.replace(trainer, epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=0,
+                               schedule="cosine", lr_milestones=[], lr_factors=[])  # fmt: skip
+
+
+def check_positive(**values: float) -> None:
+    """Raise `ValueError` for the first value that is not > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def check_linear_head(head: str, recipe: str) -> None:
+    """Reject a cosine head for recipes that act on the classifier's weight norms."""
+    if head == "normed":
+        raise ValueError(
+            f"{recipe} acts on the norms of the classifier weights, which a cosine (normed) head "
+            "normalises away; use model.head=linear (loss=ldam selects normed by default)"
+        )
+
+
+def linear_head(model: Classifier, recipe: str) -> nn.Linear:
+    """The model's head if it is an `nn.Linear` (rows = classes); a clear error otherwise."""
+    head = model.head
+    if isinstance(head, NormedLinear):
+        check_linear_head("normed", recipe)
+    if not isinstance(head, nn.Linear):
+        raise ValueError(f"{recipe} needs a linear classifier head, got {type(head).__name__}")
+    return head
+
+
+def feature_dim(model: Classifier, data: DataSpec, device: torch.device) -> int:
+    """Width D of the model's penultimate features."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        width = model.features(data.train.x[:1].to(device)).flatten(1).shape[1]
+    model.train(was_training)
+    return int(width)
