@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench lint report clean
+.PHONY: help install demo test test-all bench lint report clean postgres
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -26,11 +26,18 @@ demo: install ## run the demo grid (4 losses x 3 weightings x 3 seeds, offline d
 	@cat results/reports/demo.md
 	@echo "demo report: results/reports/demo.md   (store: results/lossbench.db)"
 
-test: install ## run the test suite (slow and gpu tests deselected)
+postgres: ## install a PostgreSQL server for the store tests (as root with apt-get; else they skip)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq postgresql >/dev/null 2>&1; }; }; } || \
+	echo "PostgreSQL server not installed: its store tests will be skipped" >&2
+
+test: install postgres ## run the test suite (slow and gpu tests deselected)
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$rc
 
-test-all: install ## run every test, slow ones included
+test-all: install postgres ## run every test, slow ones included
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: install ## run the benchmarks and print the numbers that go in BENCHMARKS.md

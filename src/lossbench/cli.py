@@ -59,23 +59,28 @@ def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
     return [combo for batch in batches for combo in batch]
 
 
-def preflight(args: Sequence[str]) -> None:
-    """Compose and instantiate every cell of the (multi)run without training; exit 2 on the first problem."""
+def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
+    """Compose and instantiate every cell of the (multi)run without training; exit 2 on the first problem.
+
+    Returns each cell's (store URL, run id), so the outcome can be read back from the store.
+    """
     from hydra.errors import HydraException, MissingConfigException
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from lossbench.config import compose
+    from lossbench.store.record import run_id_of
     from lossbench.train.config import TrainerConfig
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     try:
         combos = expand_overrides(overrides, multirun)
-        seen = set()
+        seen, cells = set(), []
         for combo in combos:
             cfg = compose(combo)
+            cells.append((str(cfg.store.url), run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]
             for group in ("dataset", "loss", "weighting", "sampler", "stage2"):
                 node = OmegaConf.to_yaml(cfg[group], resolve=True)
                 if (group, node) in seen:
@@ -99,21 +104,31 @@ def preflight(args: Sequence[str]) -> None:
         _fail(_one_line(exc))
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         _fail(_one_line(exc))
+    return cells
 
 
 def cmd_run(args: Sequence[str]) -> None:
     """Hand `args` to the Hydra app; exit non-zero if any cell failed."""
+    cells: list[tuple[str, str]] = []
     if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
-        preflight(args)
+        cells = preflight(args)
     from hydra.core.global_hydra import GlobalHydra
+    from tqdm.auto import tqdm
 
     from lossbench import run
+    from lossbench.sweep import grid_outcomes, runs_in_process
 
+    if len(cells) > 1 and runs_in_process(args):  # grid bar; tqdm hides it when stderr is not a terminal
+        run.SESSION.progress = tqdm(total=len(cells), desc="cells", unit="run", disable=None)
     GlobalHydra.instance().clear()
     sys.argv = ["lossbench run", *args]
     run.main()
-    outcomes = run.SESSION.outcomes
+    if run.SESSION.progress is not None:
+        run.SESSION.progress.close()
+    # Cells run by the joblib/submitit launchers live in other processes: their outcome is in the store.
+    outcomes = run.SESSION.outcomes or grid_outcomes(cells)
     counts = {s: outcomes.count(s) for s in ("completed", "skipped", "diverged", "failed")}
+    counts.update({s: outcomes.count(s) for s in sorted(set(outcomes) - set(counts))})
     if len(outcomes) > 1:
         print("lossbench: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
     if counts["failed"]:
@@ -194,6 +209,7 @@ def cmd_status(ns: argparse.Namespace) -> None:
     url = ns.store or default_store_url()
     store = Store(url)
     counts = store.counts()
+    stale = store.stale_runs()
     with store.engine.connect() as conn:
         failed = conn.execute(
             sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
@@ -205,7 +221,8 @@ def cmd_status(ns: argparse.Namespace) -> None:
         for r in failed
     ]  # fmt: skip
     if ns.format == "json":
-        print(json.dumps({**counts, "total": sum(counts.values()), "problems": problems}, indent=2))
+        summary = {**counts, "total": sum(counts.values()), "stale": len(stale), "problems": problems}
+        print(json.dumps({**summary, "stale_runs": stale}, indent=2, default=str))
         return
     print(f"store: {url}")
     print("  ".join(f"{s}: {n}" for s, n in counts.items()) + f"  total: {sum(counts.values())}")
@@ -213,6 +230,11 @@ def cmd_status(ns: argparse.Namespace) -> None:
         print(
             f"  {p['status']:<8} {p['dataset']} {p['loss']} {p['weighting']} seed={p['seed']}: {p['error']}"
         )
+    if stale:
+        print(f"{len(stale)} running run(s) have lost their process; rerunning their grid takes them over:")
+    for r in stale:
+        print(f"  stale    {r['dataset']} {r['loss']} {r['weighting']} seed={r['seed']} "
+              f"(was {r['owner_host']} pid {r['owner_pid']}, last heartbeat {r['heartbeat_at']})")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

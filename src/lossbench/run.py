@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -20,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench.config import CONFIG_DIR
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
-from lossbench.store.db import Store
+from lossbench.store.db import ClaimLost, Store
 from lossbench.store.record import RunRecord
+from lossbench.train.checkpoint import remove_checkpoints
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import Diverged, fit, resolve_device, seed_everything
 
@@ -35,6 +37,7 @@ class Session:
     data: dict[str, DataSpec] = field(default_factory=dict)
     stores: dict[str, Store] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)  # one status per cell run in this process
+    progress: Any = None  # a tqdm bar over the grid's cells, when the cells run in this process
 
 
 SESSION = Session()
@@ -90,12 +93,27 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         + f" seed={record.seed}"
     )
     if not store.claim(record, force=bool(cfg.force)):
-        log.info("skip %s (run %s already completed; force=true re-runs it)", title, record.run_id)
-        SESSION.outcomes.append("skipped")
-        return "skipped"
+        why = (
+            "completed; force=true re-runs it"
+            if store.status_of(record.run_id) == "completed"
+            else "running elsewhere"
+        )
+        log.info("skip %s (run %s %s)", title, record.run_id, why)
+        return _outcome("skipped")
     sink = instantiate(cfg.logger) if cfg.get("logger") else None
     status, metrics, rows, error, meta = "failed", None, [], None, None
     env = {**record.environment, "device": _device_name(components.trainer.device)}
+    ckpt = (
+        Path(cfg.paths.results_dir) / "checkpoints" / record.run_id
+        if components.trainer.checkpoint_every
+        else None
+    )
+
+    def on_epoch_end(row: dict[str, Any]) -> None:
+        store.heartbeat(record.run_id)  # raises ClaimLost if another process took the run over
+        if sink is not None:
+            sink.log(row)
+
     try:
         data = load_data(cfg, components.dataset)
         meta = dict(data.meta)
@@ -108,8 +126,11 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
             sink.start(record.run_id, record.config, record.labels)
         result = fit(
             model, components.loss, components.weighting, components.sampler, data, components.trainer,
-            seed=int(cfg.seed), on_epoch_end=sink.log if sink is not None else None,
+            seed=int(cfg.seed), on_epoch_end=on_epoch_end, checkpoint_dir=ckpt,
         )  # fmt: skip
+        if result.resumed_from is not None:
+            env["resumed_from_epoch"] = result.resumed_from
+            log.info("resumed %s from its checkpoint after epoch %d", title, result.resumed_from)
         # stage 2 (cRT, tau-norm, ...): changes `model` in place; the metrics become the final model's
         result = components.stage2.run(model, data, components.trainer, int(cfg.seed), stage1=result)
         status, metrics, rows = "completed", result.metrics, result.history
@@ -117,21 +138,41 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     except Diverged as exc:
         status, rows, error = "diverged", exc.history, str(exc)
         log.warning("diverged %s: %s", title, exc)
+    except ClaimLost as exc:  # another process runs it now and writes its record
+        log.warning("gave up %s: %s", title, exc)
+        return _outcome("lost")
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        error = f"{traceback.format_exc()}out of memory: {type(exc).__name__}: {exc}"  # last line: the reason
+        log.error("failed %s: out of memory: %s", title, exc)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # leave the memory to the next cell
     except Exception as exc:  # recorded, never fatal to the grid
         error = traceback.format_exc()
         log.error("failed %s: %s: %s", title, type(exc).__name__, exc)
-    store.finish(
-        record.run_id,
-        status,
-        metrics=metrics,
-        history_rows=rows,
-        data_meta=meta,
-        environment=env,
-        error=error,
-    )
+    try:
+        store.finish(
+            record.run_id,
+            status,
+            metrics=metrics,
+            history_rows=rows,
+            data_meta=meta,
+            environment=env,
+            error=error,
+        )
+    except ClaimLost as exc:
+        log.warning("gave up %s: %s", title, exc)
+        return _outcome("lost")
+    if status in ("completed", "diverged"):
+        remove_checkpoints(ckpt)
     if sink is not None:
         sink.finish(status, metrics or {})
+    return _outcome(status)
+
+
+def _outcome(status: str) -> str:
     SESSION.outcomes.append(status)
+    if SESSION.progress is not None:
+        SESSION.progress.update()
     return status
 
 

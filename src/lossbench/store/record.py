@@ -17,7 +17,7 @@ from typing import Any
 
 STATUSES = ("running", "completed", "failed", "diverged")
 # Keys of the resolved config that do not change what a run computes, so they stay out of its id.
-NON_IDENTITY_KEYS = ("store", "force", "logger", "paths")
+NON_IDENTITY_KEYS = ("store", "force", "logger", "paths", "local")
 GROUP_LABELS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer")
 
 

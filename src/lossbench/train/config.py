@@ -35,6 +35,7 @@ class TrainerConfig:
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     deterministic: bool = True
     progress: bool = True  # per-epoch progress bar (only shown on a terminal)
+    checkpoint_every: int = 0  # save a resumable checkpoint every N epochs (0 = off)
 
     def __post_init__(self) -> None:
         """Check values that would otherwise fail mid-training."""
@@ -53,6 +54,8 @@ class TrainerConfig:
             problems.append(f"schedule must be cosine, step or constant, got {self.schedule!r}")
         if len(self.lr_milestones) != len(self.lr_factors):
             problems.append("lr_milestones and lr_factors must have the same length")
+        if self.checkpoint_every < 0:
+            problems.append(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.warmup_epochs < 0 or self.eval_every < 1:
             problems.append("warmup_epochs must be >= 0 and eval_every >= 1")
         split, _, name = self.select_metric.partition("/")

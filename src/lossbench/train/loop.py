@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from lossbench.losses.base import Loss
 from lossbench.metrics.functional import HIGHER_IS_BETTER
 from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
+from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import evaluate
 from lossbench.weighting.base import Weighting
@@ -44,6 +46,7 @@ class FitResult:
 
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: int | None = None  # the checkpointed epoch training continued after, if any
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,11 +73,15 @@ def fit(
     cfg: TrainerConfig,
     seed: int,
     on_epoch_end: EpochCallback | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
 
     `loss`, `weighting` and `sampler` must already have seen the class counts (`fit`). Raises
-    `Diverged` when the epoch's mean objective is not finite.
+    `Diverged` when the epoch's mean objective is not finite. With `checkpoint_dir`, training
+    continues after the checkpoint found there (if any) and, when `cfg.checkpoint_every` > 0,
+    saves one every that many epochs (`train/checkpoint.py`): a resumed run ends exactly as an
+    uninterrupted one would (on CPU, same seed).
     """
     device = resolve_device(cfg.device)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
@@ -96,10 +103,21 @@ def fit(
     last: dict[str, dict[str, Any]] = {}
     best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
     oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
-    start = time.perf_counter()
+    first_epoch, spent_s = 0, 0.0
+    saved = load_checkpoint(checkpoint_dir)
+    if saved is not None:  # continue after the last checkpointed epoch, bit for bit
+        for part, name in ((model, "model"), (loss, "loss"), (weighting, "weighting"), (opt, "opt")):
+            part.load_state_dict(saved[name])
+        generator.set_state(saved["generator"])
+        set_rng_state(saved["rng"])
+        history, last, spent_s = saved["history"], saved["last"], saved["spent_s"]
+        best, oracle = tuple(saved["best"]), tuple(saved["oracle"])  # type: ignore[assignment]
+        first_epoch = saved["epoch"] + 1
+    start = time.perf_counter() - spent_s
     bar = tqdm(
-        range(cfg.epochs), desc="epochs", leave=False, disable=not (cfg.progress and sys.stderr.isatty())
-    )
+        range(first_epoch, cfg.epochs), desc="epochs", leave=False,
+        disable=not (cfg.progress and sys.stderr.isatty()),
+    )  # fmt: skip
     for epoch in bar:
         lr = cfg.lr * cfg.lr_factor(epoch)
         for group in opt.param_groups:
@@ -138,6 +156,12 @@ def fit(
                 oracle = (last["test"]["acc"], epoch, last)
             bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{last['val'][select]:.3f}")
         history.append(row)
+        if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(checkpoint_dir, dict(
+                model=model.state_dict(), loss=loss.state_dict(), weighting=weighting.state_dict(),
+                opt=opt.state_dict(), generator=generator.get_state(), rng=rng_state(), epoch=epoch,
+                history=history, last=last, best=best, oracle=oracle, spent_s=time.perf_counter() - start,
+            ))  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(row)
     metrics: dict[str, Any] = {}
@@ -147,7 +171,7 @@ def fit(
     metrics["best_epoch"], metrics["oracle_epoch"] = best[1], oracle[1]
     metrics["train_time_s"] = time.perf_counter() - start
     metrics["peak_mem_mb"] = _peak_memory_mb(device)
-    return FitResult(metrics=metrics, history=history)
+    return FitResult(metrics=metrics, history=history, resumed_from=first_epoch - 1 if saved else None)
 
 
 def _score(value: float | None, sign: float) -> float:
