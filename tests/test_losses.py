@@ -106,9 +106,10 @@ def test_unknown_parameter_is_named():
 
 
 @pytest.mark.parametrize("name", LOSSES)
-@pytest.mark.parametrize("counts", [[7, 3], [90, 50, 30, 20, 12, 8, 5, 3, 2, 1]])
-def test_loss_nonnegative_for_any_number_of_classes(name, counts):
-    loss = build_loss(name, counts)
-    logits, y = batch(32, len(counts))
-    out = loss(logits, y)
-    assert out.shape == (32,) and torch.isfinite(out).all() and (out >= 0).all()
+def test_loss_nonnegative_for_any_number_of_classes(name):
+    loss = build_loss(name, COUNTS)
+    for counts in ([7, 3], [90, 50, 30, 20, 12, 8, 5, 3, 2, 1]):
+        loss.fit(counts)
+        logits, y = batch(32, len(counts))
+        out = loss(logits, y)
+        assert out.shape == (32,) and torch.isfinite(out).all() and (out >= 0).all(), counts
