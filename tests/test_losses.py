@@ -103,3 +103,13 @@ def test_unknown_loss_lists_valid_options():
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match="no parameter 'gama'"):
         build_loss("focal", COUNTS, gama=1.0)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_nonnegative_for_any_number_of_classes(name):
+    loss = build_loss(name, COUNTS)
+    for counts in ([7, 3], [90, 50, 30, 20, 12, 8, 5, 3, 2, 1]):
+        loss.fit(counts)
+        logits, y = batch(32, len(counts))
+        out = loss(logits, y)
+        assert out.shape == (32,) and torch.isfinite(out).all() and (out >= 0).all(), counts
