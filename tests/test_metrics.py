@@ -68,6 +68,8 @@ def test_reliability_bins_reproduce_ece():
     targets = torch.randint(0, 4, (200,), generator=gen)
     rel = reliability_bins(probs, targets, bins=10)
     assert sum(rel["count"]) == 200 and len(rel["acc"]) == 10
-    ece = sum(c / 200 * abs(a - f) for c, a, f in zip(rel["count"], rel["acc"], rel["conf"]) if c)
+    ece = sum(
+        c / 200 * abs(a - f) for c, a, f in zip(rel["count"], rel["acc"], rel["conf"], strict=True) if c
+    )
     assert ece == pytest.approx(expected_calibration_error(probs, targets, bins=10))
     assert rel["count"][:2] == [0, 0] and rel["acc"][0] is None  # top-1 confidence >= 1/C = 0.25
