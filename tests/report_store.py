@@ -29,9 +29,10 @@ def run_values(dataset: str, m: int, seed: int) -> dict:
     return {"acc": acc, "class_acc": class_acc, "reliability": {"count": count, "acc": rel_acc, "conf": conf}}
 
 
-def fill_full(url: str) -> Store:
+def fill_full(url: str, datasets=tuple(DATASETS)) -> Store:
     store = Store(url)
-    for dataset, counts in DATASETS.items():
+    for dataset in datasets:
+        counts = DATASETS[dataset]
         for m, (loss, weighting) in enumerate(METHODS):
             for seed in SEEDS:
                 v = run_values(dataset, m, seed)

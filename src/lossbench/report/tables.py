@@ -86,18 +86,15 @@ def _rank_marks(frame: pd.DataFrame) -> pd.Series:
     A second best is marked only in columns with at least three distinct means (of two, it is the worst).
     """
     group = ["_col", "metric"] if "metric" in frame.columns else ["_col"]
-
-    def marks(part: pd.DataFrame) -> pd.Series:
+    out = pd.Series(0, index=frame.index)
+    for _, part in frame.groupby(group):
         signed = part["_signed"]
         distinct = sorted(signed.dropna().unique(), reverse=True)
-        out = pd.Series(0, index=part.index)
         if len(part) > 1 and distinct:
-            out[signed == distinct[0]] = 1
+            out[part.index[signed == distinct[0]]] = 1
             if len(distinct) > 2:
-                out[signed == distinct[1]] = 2
-        return out
-
-    return frame.groupby(group, group_keys=False)[["_signed"]].apply(marks).reindex(frame.index).fillna(0)
+                out[part.index[signed == distinct[1]]] = 2
+    return out
 
 
 def render_table(
