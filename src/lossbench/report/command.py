@@ -36,7 +36,7 @@ def add_arguments(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--baseline",
                      help="method (row labels joined by '/', e.g. ce/none) to test every other method against "
                           "per column setting, paired over seeds, Holm-corrected; also adds average ranks and "
-                          "the Friedman/Nemenyi test")  # fmt: skip
+                          "the Friedman/Nemenyi test (the html report always has those two)")  # fmt: skip
     rep.add_argument("--test", default="ttest", choices=["ttest", "wilcoxon"],
                      help="paired test for --baseline (default: ttest; wilcoxon needs >= 6 seeds to reach p < 0.05)")  # fmt: skip
     rep.add_argument("--targets",
@@ -80,6 +80,12 @@ def _report(ns: argparse.Namespace, url: str) -> None:
     if runs.empty:
         which = f" of experiment {ns.experiment!r}" if ns.experiment else ""
         _fail(f"no completed runs{which} in {url} (run some with `lossbench run`)", code=1)
+    unknown = [k for k in rows + cols if k != "metric" and k not in runs.columns]
+    if unknown:
+        labels = ", ".join(c for c in runs.columns if "/" not in c and c not in ("error", "duration_s"))
+        raise ValueError(
+            f"unknown label(s) {', '.join(unknown)}; use run labels ({labels}) or dotted config keys"
+        )
     pooled = pooled_cells(runs, rows, cols)
     if pooled:
         print(f"lossbench: warning: {len(pooled)} cell(s) pool runs whose configs differ beyond the seed "
@@ -90,19 +96,19 @@ def _report(ns: argparse.Namespace, url: str) -> None:
     table = render_table(summary, metrics[0], "html" if fmt == "html" else fmt, rows, cols, ns.ci,
                          caption=None if fmt == "csv" else caption)  # fmt: skip
     setting_cols = [c for c in cols if c != "metric"]
-    runs = runs.assign(
-        method=method_labels(runs, rows), setting=runs[setting_cols].astype(str).agg(" / ".join, axis=1)
-    )
+    setting = runs[setting_cols].astype(str).agg(" / ".join, axis=1) if setting_cols else "all"
+    method_rows = [r for r in rows if r != "metric"]
+    runs = runs.assign(method=method_labels(runs, method_rows), setting=setting)
     sections: list[tuple[str, str]] = []
     notes: list[str] = []
-    friedman = _statistics(runs, summary, metrics[0], rows, ns, sections, notes, fmt)
+    friedman = _statistics(runs, summary, metrics[0], method_rows, ns, sections, notes, fmt)
     if targets:
         comparison = targets_mod.compare(runs, targets)
         sections.append(("Reproduction targets", render_frame(comparison, "html" if fmt == "html" else fmt,
                          f"Published numbers ({targets_mod.sources(targets)}) beside ours: delta = ours - published; inside_ci: "
                          "published value inside our seeds' 95 % t-interval.", "tab:targets")))  # fmt: skip
     if fmt == "html":
-        _write_html(ns, url, runs, rows, metrics[0], table, sections, notes, friedman)
+        _write_html(ns, url, runs, metrics[0], table, sections, notes, friedman)
         return
     text = "\n".join([table, *(body for _, body in sections), *(f"note: {n}" for n in notes)])
     if ns.out:
@@ -165,7 +171,7 @@ def _friedman_frame(result: Any) -> Any:
 
 
 def _write_html(
-    ns: argparse.Namespace, url: str, runs: Any, rows: list[str], metric: str, table: str,
+    ns: argparse.Namespace, url: str, runs: Any, metric: str, table: str,
     sections: list[tuple[str, str]], notes: list[str], friedman: Any,
 ) -> None:  # fmt: skip
     from lossbench.report.figures import make_figures

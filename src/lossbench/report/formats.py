@@ -45,6 +45,7 @@ def render_cells(
     """Pivot the marked frame (`_col`, `_mark`, `_scale`, `mean`, `std`, `ci`, `n`) and write it in `fmt`."""
     frame = frame.assign(_cell=frame.apply(lambda r: _cell(r, fmt, ci), axis=1))
     wide = frame.pivot_table(index=list(index), columns="_col", values="_cell", aggfunc="first").fillna("")
+    wide = wide[list(dict.fromkeys(frame["_col"]))]  # first-appearance order, not alphabetical
     wide.columns.name = None
     wide = wide.reset_index()
     if fmt == "markdown":

@@ -119,6 +119,12 @@ def render_table(
     short = names.str.rsplit("/", n=1).str[-1]
     scale = short.map(lambda n: 100.0 if n in PERCENT else 1.0)
     sign = short.map(lambda n: 1.0 if HIGHER_IS_BETTER.get(n, True) else -1.0)
+    if "metric" in summary.columns:  # columns keep the order the metrics were asked in
+        order = {m: i for i, m in enumerate(dict.fromkeys(summary["metric"]))}
+        keys = [c for c in cols if c != "metric"]
+        summary = summary.assign(_order=summary["metric"].map(order)).sort_values(
+            [*keys, "_order"], kind="stable"
+        )
     col_key = summary[list(cols)].astype(str).agg(" / ".join, axis=1)
     frame = summary.assign(_col=col_key, _scale=scale, _signed=summary["mean"] * sign)
     index = list(rows)
