@@ -195,3 +195,35 @@ def test_html_report_renders_in_headless_chromium(html_report, tmp_path):
     assert console_errors(result.stderr) == []
     dom = result.stdout
     assert '<table class="results">' in dom and "balanced_softmax" in dom and '<b class="best">' in dom
+
+
+def test_latex_and_html_escape_labels():
+    from lossbench.report.formats import html_table, latex_escape
+
+    assert latex_escape("a_b & 5% #1") == r"a\_b \& 5\% \#1"
+    wide = pd.DataFrame({"loss": ["<evil>"], "digits": ["<b>1.00</b> (3)"]})
+    page = html_table(wide, "cap", n_labels=1)
+    assert "&lt;evil&gt;" in page and "<b>1.00</b> (3)" in page
+
+
+def test_pooled_reliability_weights_bins_by_count():
+    from lossbench.report.figures import pooled_reliability
+
+    a = {"count": [0, 2, 2], "acc": [None, 0.5, 1.0], "conf": [None, 0.4, 0.9]}
+    b = {"count": [1, 0, 6], "acc": [1.0, None, 0.5], "conf": [0.2, None, 0.8]}
+    out = pooled_reliability([a, b])
+    assert out["count"] == [1, 2, 8]
+    assert out["acc"] == pytest.approx([1.0, 0.5, (2 * 1.0 + 6 * 0.5) / 8])
+    assert out["conf"] == pytest.approx([0.2, 0.4, (2 * 0.9 + 6 * 0.8) / 8])
+
+
+def test_wilcoxon_option_and_undefined_cases(url):
+    frame = load_runs(url)
+    out = paired_vs_baseline(frame, "last/test/acc", "ce/none", block="dataset", test="wilcoxon")
+    assert np.allclose(out["p"], 0.25)  # 3 seeds, all differences positive: exact p = 2/8
+    assert set(out["better"]) == {"~"}
+    same = frame.assign(**{"last/test/ece": 0.05})  # identical metric everywhere: p = 1, never "better"
+    tied = paired_vs_baseline(same, "last/test/ece", "ce/none", block="dataset")
+    assert (tied["p"] == 1.0).all() and set(tied["better"]) == {"~"}
+    with pytest.raises(ValueError, match="unknown baseline"):
+        paired_vs_baseline(frame, "last/test/acc", "nope/none")
