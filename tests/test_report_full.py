@@ -227,3 +227,26 @@ def test_wilcoxon_option_and_undefined_cases(url):
     assert (tied["p"] == 1.0).all() and set(tied["better"]) == {"~"}
     with pytest.raises(ValueError, match="unknown baseline"):
         paired_vs_baseline(frame, "last/test/acc", "nope/none")
+
+
+def test_html_report_from_real_runs(tmp_path):
+    from lossbench import run
+
+    from .conftest import small_cfg
+
+    url = f"sqlite:///{tmp_path}/real.db"
+    for loss in ("ce", "focal", "ldam"):
+        for seed in (0, 1):
+            cfg, choices = small_cfg([f"loss={loss}", f"seed={seed}"], store_url=url)
+            assert run.run_cell(cfg, choices) == "completed"
+    metrics = direct(url, "last/test/reliability")["value"]
+    assert all(sum(rel["count"]) == 5 * 20 for rel in metrics)  # 5 classes x test_per_class=20
+    out = tmp_path / "html"
+    result = lossbench(
+        "report", "--store", url, "--format", "html", "--out", str(out), "--baseline", "ce/none"
+    )
+    assert result.returncode == 0, result.stderr
+    page = (out / "index.html").read_text()
+    for stem in ("per_class_synthetic", "reliability_synthetic", "curves_synthetic", "shots_synthetic"):
+        assert (out / f"{stem}.png").exists() and (out / f"{stem}.svg").exists()
+    assert not (out / "cd_diagram.png").exists() and "got 1 x 3" in page  # one dataset: explained, not drawn
