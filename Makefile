@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench lint report clean postgres
+.PHONY: help install demo test test-all bench lint report clean postgres browser-deps latex-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it
 
-demo: install ## run the demo grid (4 losses x 3 weightings x 3 seeds, offline digits) and render its report
+demo: install ## run the demo grid (4 losses x 3 weightings x 3 seeds, digits + synthetic, offline) and render its report
 	$(BIN)/lossbench run -m experiment=demo
 	$(BIN)/lossbench report --experiment demo --out results/reports/demo.md
+	$(BIN)/lossbench report --experiment demo --format html --baseline ce/none --out results/report
 	@cat results/reports/demo.md
-	@echo "demo report: results/reports/demo.md   (store: results/lossbench.db)"
+	@echo "demo report: results/report/index.html   (table: results/reports/demo.md, store: results/lossbench.db)"
 
 postgres: ## install a PostgreSQL server for the store tests (as root with apt-get; else they skip)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
@@ -33,15 +34,27 @@ postgres: ## install a PostgreSQL server for the store tests (as root with apt-g
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq postgresql >/dev/null 2>&1; }; }; } || \
 	echo "PostgreSQL server not installed: its store tests will be skipped" >&2
 
-test: install postgres ## run the test suite (slow and gpu tests deselected)
+test: install postgres browser-deps ## run the test suite (slow and gpu tests deselected)
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$rc
 
-test-all: install postgres ## run every test, slow ones included
+test-all: install postgres browser-deps ## run every test, slow ones included
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: install ## run the benchmarks and print the numbers that go in BENCHMARKS.md
 	$(BIN)/python -m lossbench.benchmarks
+
+# Headless Chromium for the HTML-report test; never fails (without it that test is skipped with a reason).
+browser-deps: ## install Debian chromium (as root, where apt-get exists) for the HTML-report test
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (timeout 900 apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     { timeout 300 apt-get update -qq >/dev/null 2>&1; timeout 900 apt-get install -y -q chromium >/dev/null 2>&1; }) \
+	    && echo "installed chromium" || echo "could not install chromium: the HTML-report browser test will be skipped"; \
+	  else echo "chromium not installed (needs root + apt-get): the HTML-report browser test will be skipped"; fi; }
+
+latex-deps: ## opt-in: install pdflatex + booktabs (Debian texlive, ~16 packages) so the LaTeX test compiles
+	apt-get install -y -q --no-install-recommends texlive-latex-base texlive-latex-recommended
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check src tests
@@ -51,4 +64,4 @@ report: install ## tables from the default store
 	$(BIN)/lossbench report
 
 clean: ## remove generated results (keeps .venv)
-	rm -rf results/hydra results/reports results/*.db outputs multirun
+	rm -rf results/hydra results/reports results/report results/checkpoints results/*.db outputs multirun

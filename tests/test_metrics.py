@@ -58,3 +58,18 @@ def test_empty_shot_group_is_none():
     m = classification_metrics(torch.randn(20, 2), torch.arange(20) % 2, [50, 50])
     assert m["many_acc"] is None and m["few_acc"] is None and m["medium_acc"] is not None
     assert not np.isnan(m["acc"])
+
+
+def test_reliability_bins_reproduce_ece():
+    from lossbench.metrics.functional import reliability_bins
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.randn(200, 4, generator=gen).mul(2).softmax(dim=1)
+    targets = torch.randint(0, 4, (200,), generator=gen)
+    rel = reliability_bins(probs, targets, bins=10)
+    assert sum(rel["count"]) == 200 and len(rel["acc"]) == 10
+    ece = sum(
+        c / 200 * abs(a - f) for c, a, f in zip(rel["count"], rel["acc"], rel["conf"], strict=True) if c
+    )
+    assert ece == pytest.approx(expected_calibration_error(probs, targets, bins=10))
+    assert rel["count"][:2] == [0, 0] and rel["acc"][0] is None  # top-1 confidence >= 1/C = 0.25

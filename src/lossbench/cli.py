@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+
+from lossbench.report.command import add_arguments as add_report_arguments
 
 # Hydra flags after which the arguments are not overrides to check (they print and exit).
 _NO_PREFLIGHT = {
@@ -145,44 +146,10 @@ def default_store_url() -> str:
 
 
 def cmd_report(ns: argparse.Namespace) -> None:
-    """Print (or write) a mean ± std table from the store."""
-    from lossbench.report.load import load_runs
-    from lossbench.report.tables import SELECTIONS, metric_column, pooled_cells, render_table, summarize
+    """Tables, statistics, targets or the HTML report from the store (`lossbench.report.command`)."""
+    from lossbench.report.command import report
 
-    url = ns.store or default_store_url()
-    try:
-        runs = load_runs(url, experiment=ns.experiment)
-        if runs.empty:
-            which = f" of experiment {ns.experiment!r}" if ns.experiment else ""
-            _fail(f"no completed runs{which} in {url} (run some with `lossbench run`)", code=1)
-        rows, cols = ns.rows.split(","), ns.cols.split(",")
-        pooled = pooled_cells(runs, rows, cols)
-        if pooled:
-            print(
-                f"lossbench: warning: {len(pooled)} cell(s) pool runs whose configs differ beyond the seed "
-                f"(e.g. {pooled[0]}); filter with --experiment or use a separate store.url",
-                file=sys.stderr,
-            )
-        column = metric_column(ns.metric, ns.select)
-        summary = summarize(runs, column, rows=rows, cols=cols)
-        table = render_table(summary, ns.metric, ns.format, rows=rows, cols=cols)
-    except ValueError as exc:
-        _fail(str(exc))
-    if ns.format == "markdown":
-        unit = " (%)" if ns.metric.rsplit("/", 1)[-1] in ("acc", "balanced_acc", "macro_f1", "worst_class_acc",
-                                                            "many_acc", "medium_acc", "few_acc", "ece") else ""  # fmt: skip
-        rule = SELECTIONS[ns.select] if "/" in ns.metric else "per run"
-        caption = (
-            f"{ns.metric}{unit} at the {rule}: mean ± std over seeds (number of seeds in parentheses); "
-            f"best per column in bold. Store: {url}"
-        )
-        table = f"{caption}\n\n{table}\n"
-    if ns.out:
-        Path(ns.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(ns.out).write_text(table)
-        print(f"wrote {ns.out}")
-    else:
-        print(table, end="" if table.endswith("\n") else "\n")
+    report(ns, ns.store or default_store_url())
 
 
 def cmd_list(ns: argparse.Namespace) -> None:
@@ -247,23 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,status}")
     sub.add_parser("run", help="train and evaluate cells (Hydra overrides; -m for a grid)", add_help=False)
     rep = sub.add_parser(
-        "report", help="mean ± std tables from the store", description="Tables from the store."
+        "report",
+        help="tables, statistics, plots and an HTML report from the store",
+        description="Tables (mean ± std or 95% CI over seeds), paired tests, ranks, published targets "
+        "and an HTML report with figures, all from the store; never trains.",
     )
-    rep.add_argument(
-        "--store", help="SQLAlchemy URL (default: the configured sqlite:///results/lossbench.db)"
-    )
-    rep.add_argument(
-        "--metric", default="test/acc", help="split/name, e.g. test/balanced_acc (default: test/acc)"
-    )
-    rep.add_argument("--select", default="last", choices=["last", "best", "oracle"],
-                     help="epoch whose metrics are shown: last, best (validation) or oracle (test) (default: last)")  # fmt: skip
-    rep.add_argument("--format", default="markdown", choices=["markdown", "csv"], help="output format")
-    rep.add_argument(
-        "--rows", default="loss,weighting", help="comma list of row labels (default: loss,weighting)"
-    )
-    rep.add_argument("--cols", default="dataset", help="comma list of column labels (default: dataset)")
-    rep.add_argument("--experiment", help="only runs of this experiment config (experiment=NAME)")
-    rep.add_argument("--out", help="write to this file instead of printing")
+    add_report_arguments(rep)
     lst = sub.add_parser(
         "list", help="options of each config group", description="Options of the config groups."
     )

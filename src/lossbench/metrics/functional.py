@@ -51,6 +51,25 @@ def expected_calibration_error(probs: Tensor, targets: Tensor, bins: int = 15) -
     return float(gap.sum() / count.sum())
 
 
+def reliability_bins(probs: Tensor, targets: Tensor, bins: int = 15) -> dict[str, list[Any]]:
+    """Per-bin `count`, `acc` and `conf` (None for an empty bin) of a reliability diagram.
+
+    Same equal-width bins as `expected_calibration_error`, so
+    `ece == sum(count_b / N * |acc_b - conf_b|)` (Guo et al., 2017, "On Calibration of Modern Neural Networks").
+    """
+    conf, preds = probs.max(dim=1)
+    idx = (conf.double() * bins).ceil().long().clamp(1, bins) - 1
+    count = torch.bincount(idx, minlength=bins).double()
+    hits = torch.bincount(idx, weights=(preds == targets).double(), minlength=bins)
+    conf_sum = torch.bincount(idx, weights=conf.double(), minlength=bins)
+    nonempty = count > 0
+    return {
+        "count": [int(c) for c in count.tolist()],
+        "acc": [float(h / c) if ok else None for h, c, ok in zip(hits, count, nonempty, strict=True)],
+        "conf": [float(s / c) if ok else None for s, c, ok in zip(conf_sum, count, nonempty, strict=True)],
+    }
+
+
 def shot_groups(
     class_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20
 ) -> dict[str, Tensor]:
@@ -71,8 +90,8 @@ def classification_metrics(
     """All per-split metrics from logits (N, C) and targets (N,).
 
     Returns scalars `acc, balanced_acc, macro_f1, worst_class_acc, nll, ece, many_acc, medium_acc,
-    few_acc` (a shot group with no class, or no test example, gives None) and the list `class_acc`
-    (None for a class absent from `targets`). Balanced and worst-class accuracy use the classes present.
+    few_acc` (a shot group with no class, or no test example, gives None), the list `class_acc`
+    (None for a class absent from `targets`) and `reliability` (per-bin count/acc/conf, `reliability_bins`). Balanced and worst-class accuracy use the classes present.
     """
     logits, targets = logits.double().cpu(), targets.cpu()
     num_classes = logits.shape[1]
@@ -91,4 +110,5 @@ def classification_metrics(
         sel = mask & present
         out[f"{name}_acc"] = float(class_acc[sel].mean()) if sel.any() else None
     out["class_acc"] = [None if math.isnan(a) else float(a) for a in class_acc.tolist()]
+    out["reliability"] = reliability_bins(logits.softmax(dim=1), targets, ece_bins)
     return out

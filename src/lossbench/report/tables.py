@@ -1,12 +1,15 @@
-"""Pivot run records into mean ± std tables (pandas only)."""
+"""Pivot run records into mean ± std (or 95 % CI) tables over seeds (pandas only)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import pandas as pd
+from scipy import stats
 
-# metric name (last path component) -> higher is better; drives bolding.
+from lossbench.report.formats import FORMATS, render_cells
+
+# metric name (last path component) -> higher is better; drives bold (best) and underline (second).
 HIGHER_IS_BETTER = {
     "acc": True, "balanced_acc": True, "macro_f1": True, "worst_class_acc": True,
     "many_acc": True, "medium_acc": True, "few_acc": True, "nll": False, "ece": False,
@@ -29,31 +32,69 @@ def metric_column(metric: str, select: str) -> str:
     return f"{select}/{metric}"
 
 
+def t_halfwidth(std: pd.Series, n: pd.Series, level: float = 0.95) -> pd.Series:
+    """Half-width of the Student-t confidence interval of a mean: t_{(1+level)/2, n-1} * std / sqrt(n)."""
+    df = (n - 1).where(n > 1)
+    return pd.Series(stats.t.ppf((1 + level) / 2, df), index=std.index) * std / n.pow(0.5)
+
+
 def summarize(
     runs: pd.DataFrame,
     column: str,
     rows: Sequence[str] = ("loss", "weighting"),
     cols: Sequence[str] = ("dataset",),
 ) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over seeds of `column`, one row per `rows` x `cols` combination."""
+    """Mean, std (ddof=1), n and 95 % t-interval half-width `ci` of `column` per `rows` x `cols` cell."""
     if column not in runs.columns:
         available = sorted(c for c in runs.columns if "/" in c or c.endswith("_s"))
         raise ValueError(f"no metric {column!r} in the store; available: {', '.join(available) or 'none'}")
+    missing = [k for k in [*rows, *cols] if k not in runs.columns]
+    if missing:
+        raise ValueError(
+            f"unknown label(s) {', '.join(missing)}; labels are run columns or dotted config keys"
+        )
     keys = [*rows, *cols]
     grouped = runs.dropna(subset=[column]).groupby(keys, dropna=False)[column]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+    summary = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    return summary.assign(ci=t_halfwidth(summary["std"], summary["n"]))
+
+
+def summarize_metrics(
+    runs: pd.DataFrame,
+    metrics: Sequence[str],
+    select: str,
+    rows: Sequence[str] = ("loss", "weighting"),
+    cols: Sequence[str] = ("dataset",),
+) -> pd.DataFrame:
+    """`summarize` for several metrics at once, with a `metric` column (usable as a row or column label)."""
+    rows = [r for r in rows if r != "metric"]
+    cols = [c for c in cols if c != "metric"]
+    parts = [summarize(runs, metric_column(m, select), rows, cols).assign(metric=m) for m in metrics]
+    return pd.concat(parts, ignore_index=True)
 
 
 def pooled_cells(runs: pd.DataFrame, rows: Sequence[str], cols: Sequence[str]) -> list[str]:
     """Table cells whose runs differ in more than the seed (e.g. two `trainer.epochs`): they would be pooled."""
-    keys = [*rows, *cols]
+    keys = [k for k in [*rows, *cols] if k != "metric"]
     variants = runs.groupby(keys, dropna=False)["variant"].nunique()
     return [" / ".join(map(str, k if isinstance(k, tuple) else (k,))) for k, n in variants.items() if n > 1]
 
 
-def _best(values: pd.Series, higher: bool) -> pd.Series:
-    target = values.max() if higher else values.min()
-    return values == target
+def _rank_marks(frame: pd.DataFrame) -> pd.Series:
+    """1 for the best mean of each column (per metric), 2 for the second best, 0 otherwise.
+
+    A second best is marked only in columns with at least three distinct means (of two, it is the worst).
+    """
+    group = ["_col", "metric"] if "metric" in frame.columns else ["_col"]
+    out = pd.Series(0, index=frame.index)
+    for _, part in frame.groupby(group):
+        signed = part["_signed"]
+        distinct = sorted(signed.dropna().unique(), reverse=True)
+        if len(part) > 1 and distinct:
+            out[part.index[signed == distinct[0]]] = 1
+            if len(distinct) > 2:
+                out[part.index[signed == distinct[1]]] = 2
+    return out
 
 
 def render_table(
@@ -62,31 +103,48 @@ def render_table(
     fmt: str = "markdown",
     rows: Sequence[str] = ("loss", "weighting"),
     cols: Sequence[str] = ("dataset",),
+    ci: bool = False,
+    caption: str | None = None,
 ) -> str:
-    """Render a `summarize` frame: markdown (best per column in bold, `mean ± std (n)`) or csv."""
-    name = metric.rsplit("/", 1)[-1]
-    scale = 100.0 if name in PERCENT else 1.0
-    higher = HIGHER_IS_BETTER.get(name, True)
-    col_key = summary[list(cols)].astype(str).agg(" / ".join, axis=1)
-    frame = summary.assign(_col=col_key)
-    if fmt == "csv":
-        wide = frame.pivot_table(
-            index=list(rows), columns="_col", values=["mean", "std", "n"], aggfunc="first"
+    """Render a `summarize` frame as markdown, latex (booktabs), html or csv.
+
+    Cells read `mean ± std (n)` (`mean ± 95 % CI half-width (n)` with `ci`), in % for accuracy-like
+    metrics; the best mean per column is bold and the second underlined (per metric when `summary`
+    has a `metric` column). CSV gives one row per `rows` combination with `COL_mean`, `COL_std`, `COL_n`
+    (and `COL_ci` with `ci`) columns.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    names = summary["metric"] if "metric" in summary.columns else pd.Series(metric, index=summary.index)
+    short = names.str.rsplit("/", n=1).str[-1]
+    scale = short.map(lambda n: 100.0 if n in PERCENT else 1.0)
+    sign = short.map(lambda n: 1.0 if HIGHER_IS_BETTER.get(n, True) else -1.0)
+    if "metric" in summary.columns:  # columns keep the order the metrics were asked in
+        order = {m: i for i, m in enumerate(dict.fromkeys(summary["metric"]))}
+        keys = [c for c in cols if c != "metric"]
+        summary = summary.assign(_order=summary["metric"].map(order)).sort_values(
+            [*keys, "_order"], kind="stable"
         )
+    col_key = summary[list(cols)].astype(str).agg(" / ".join, axis=1)
+    frame = summary.assign(_col=col_key, _scale=scale, _signed=summary["mean"] * sign)
+    index = list(rows)
+    if fmt == "csv":
+        stats_ = ["mean", "std", "n", *(["ci"] if ci else [])]
+        wide = frame.pivot_table(index=index, columns="_col", values=stats_, aggfunc="first")
         wide.columns = [f"{col}_{stat}" for stat, col in wide.columns]
-        ordered = [f"{c}_{s}" for c in sorted(frame["_col"].unique()) for s in ("mean", "std", "n")]
+        ordered = [f"{c}_{s}" for c in sorted(frame["_col"].unique()) for s in stats_]
         return wide[ordered].reset_index().to_csv(index=False)
-    if fmt != "markdown":
-        raise ValueError(f"unknown format {fmt!r}; valid: markdown, csv")
-    frame["_best"] = frame.groupby("_col")["mean"].transform(lambda s: _best(s, higher))
-    digits = 2 if scale == 100.0 else 4
+    frame["_mark"] = _rank_marks(frame)
+    return render_cells(frame, index, fmt, ci=ci, caption=caption)
 
-    def cell(r: pd.Series) -> str:
-        std = "–" if pd.isna(r["std"]) else f"{r['std'] * scale:.{digits}f}"
-        text = f"{r['mean'] * scale:.{digits}f} ± {std}"
-        return (f"**{text}**" if r["_best"] else text) + f" ({int(r['n'])})"
 
-    frame["_cell"] = frame.apply(cell, axis=1)
-    wide = frame.pivot_table(index=list(rows), columns="_col", values="_cell", aggfunc="first").fillna("")
-    wide.columns.name = None
-    return wide.reset_index().to_markdown(index=False)
+def caption_for(metrics: Sequence[str], select: str, ci: bool, source: str = "") -> str:
+    """The table caption: metric(s), unit, selection rule, spread statistic and the marks."""
+    named = ", ".join(f"{m} (%)" if m.rsplit("/", 1)[-1] in PERCENT else m for m in metrics)
+    rule = SELECTIONS[select] if any("/" in m for m in metrics) else "per run"
+    spread = "mean ± 95 % t-interval half-width" if ci else "mean ± std"
+    text = (
+        f"{named} at the {rule}: {spread} over seeds (number of seeds in parentheses); "
+        "best per column in bold, second underlined."
+    )
+    return f"{text} Store: {source}" if source else text

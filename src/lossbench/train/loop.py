@@ -148,7 +148,7 @@ def fit(
                 split: evaluate(model, getattr(data, split), counts, **eval_kw) for split in ("val", "test")
             }
             for split, values in last.items():
-                row.update({f"{split}/{k}": v for k, v in values.items() if k != "class_acc"})
+                row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
             score = _score(last["val"][select], sign)
             if score > best[0]:
                 best = (score, epoch, last)
