@@ -174,3 +174,21 @@ def test_real_fashion_mnist_counts(tmp_path):
         pytest.skip("dataset-fashion-mnist not installed (make data-fashion-mnist)")
     spec = FashionMNIST(root=str(tmp_path), system_dir=str(SYSTEM), val_per_class=0).load()
     assert list(spec.class_counts) == longtail_counts(6000, 10, 100, "exp") and len(spec.test) == 10000
+
+
+def test_cifar_reference_selection_reproduces_the_ldam_drw_pick(tmp_path):
+    write_cifar(tmp_path, per_class_train=30, per_class_test=2)
+    spec = CIFAR10(root=str(tmp_path), imbalance_ratio=10, selection="reference").load()
+    ds = CIFAR10(root=str(tmp_path))
+    _, y = ds._read(train=True)
+    # the reference, step by step: seed the legacy global generator, shuffle each class, keep the first n
+    np.random.seed(0)
+    kept = []
+    for c, n in enumerate(longtail_counts(30, 10, 10, "exp")):
+        idx = np.where(y == c)[0]
+        np.random.shuffle(idx)
+        kept.extend(idx[:n].tolist())
+    assert sorted(image_ids(spec.train.x)) == sorted(kept)
+    assert spec.meta["selection"] == "reference"
+    with pytest.raises(ValueError, match="val_per_class=0"):
+        CIFAR10(root=str(tmp_path), val_per_class=5, selection="reference")

@@ -8,7 +8,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
+from lossbench.data.longtail import (
+    index_hash,
+    longtail_counts,
+    reference_select,
+    select_per_class,
+    validate_longtail,
+)
 from lossbench.data.noise import LabelNoise, apply_label_noise
 from lossbench.data.spec import DataSpec, Split
 
@@ -66,6 +72,7 @@ def longtail_spec(
     test_per_class: int = 0,
     n_max: int | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    reference_selection: bool = False,
 ) -> DataSpec:
     """Cut balanced test and validation splits, then a long-tailed training split, from arrays.
 
@@ -77,7 +84,8 @@ def longtail_spec(
 
     All choices are drawn from `numpy.random.default_rng(data_seed)`, independent of the training seed.
     `transform` (e.g. uint8 pixels -> normalised float32) is applied to each selected split only, so a
-    large raw array is never converted whole.
+    large raw array is never converted whole. `reference_selection=True` picks the training images
+    with `reference_select` (LDAM-DRW's legacy-seeded shuffle; needs `val_per_class=0`).
     """
     validate_longtail(imbalance_ratio, profile)
     rng = np.random.default_rng(data_seed)
@@ -93,7 +101,12 @@ def longtail_spec(
     available = np.bincount(y[remaining], minlength=num_classes)
     head = int(available.min()) if n_max is None else n_max
     counts = longtail_counts(head, num_classes, imbalance_ratio, profile)
-    train_idx = remaining[select_per_class(y[remaining], counts, rng)]
+    if reference_selection:
+        if val_per_class or test is None:
+            raise ValueError("reference selection needs an official test set and val_per_class=0")
+        train_idx = remaining[reference_select(y[remaining], counts, data_seed)]
+    else:
+        train_idx = remaining[select_per_class(y[remaining], counts, rng)]
     meta = {
         "class_counts": counts,
         "index_hash": index_hash(train_idx),
@@ -101,6 +114,7 @@ def longtail_spec(
         "n_max": head,
         "imbalance_ratio": imbalance_ratio,
         "profile": profile,
+        "selection": "reference" if reference_selection else "seeded",
         "sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(test_y)},
     }
     prep = transform if transform is not None else (lambda a: a)

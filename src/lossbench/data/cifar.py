@@ -29,9 +29,11 @@ class CIFAR(Dataset):
     per class are reserved as a balanced validation split; from the rest a long-tailed training split
     with `longtail_counts(n_max, C, imbalance_ratio, profile)` images is drawn, n_max = the smallest
     per-class count left (5,000 / 500 with `val_per_class=0`, giving LDAM-DRW's 12,406 / 10,847 images
-    at ratio 100). Which images are kept is drawn from `numpy.random.default_rng(data_seed)`; the
-    reference instead shuffles each class with the legacy `np.random.seed(0)` stream, so the counts match
-    the paper exactly but the image subset differs (its hash is recorded as `meta["index_hash"]`).
+    at ratio 100). Which images are kept: `selection="seeded"` draws them from
+    `numpy.random.default_rng(data_seed)`; `selection="reference"` reproduces the reference's own pick
+    (`np.random.seed(data_seed)`, then a legacy shuffle of each class, first n kept; needs
+    `val_per_class=0`), i.e. the paper's very images at `data_seed=0`. The hash of the kept indices is
+    recorded as `meta["index_hash"]`.
 
     The pickle batches are read by our own reader in torchvision's format (the same files, keys and
     layout as `torchvision.datasets.CIFAR10`): torchvision's class verifies the md5 of every batch on
@@ -47,6 +49,7 @@ class CIFAR(Dataset):
             as in the papers; then only last-epoch and best-on-test numbers exist).
         data_seed: Seed of the long-tail draw, the validation split and the label noise.
         augment: Random crop (pad 4, black) + horizontal flip on training batches, as the reference.
+        selection: ``"seeded"`` or ``"reference"`` (LDAM-DRW's exact images; `val_per_class` must be 0).
         noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
     """
 
@@ -66,9 +69,15 @@ class CIFAR(Dataset):
         data_seed: int = 0,
         augment: bool = True,
         noise: Mapping[str, Any] | None = None,
+        selection: str = "seeded",
     ) -> None:
         validate_longtail(imbalance_ratio, profile)
         check_split_sizes(val_per_class)
+        if selection not in ("seeded", "reference"):
+            raise ValueError(f"selection must be seeded or reference, got {selection!r}")
+        if selection == "reference" and val_per_class:
+            raise ValueError(f"selection=reference must have val_per_class=0, got {val_per_class}")
+        self.selection = selection
         self.root, self.download, self.augment = Path(root), download, augment
         self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
         self.val_per_class, self.data_seed = val_per_class, data_seed
@@ -134,6 +143,7 @@ class CIFAR(Dataset):
             data_seed=self.data_seed,
             test=test,
             transform=normalizer(MEAN, STD),
+            reference_selection=self.selection == "reference",
         )
         if not self.augment:
             return spec
