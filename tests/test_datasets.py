@@ -18,12 +18,11 @@ DATASETS = [pytest.param(n, marks=pytest.mark.slow) if _needs_files(n) else n fo
 
 def _load(name, overrides=()):
     """Load a dataset from its configured root; a file-backed one is skipped when its files are missing."""
-    dataset = instantiate(compose([f"dataset={name}", *overrides]).dataset)
     try:
-        return dataset.load()
-    except ValueError as exc:
+        return instantiate(compose([f"dataset={name}", *overrides]).dataset).load()
+    except Exception as exc:
         if _needs_files(name) and "files not found" in str(exc):
-            pytest.skip(f"{name}: data files missing: {exc}")
+            pytest.skip(f"{name}: data files missing: {exc.__cause__ or exc}")
         raise
 
 

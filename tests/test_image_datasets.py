@@ -113,7 +113,7 @@ def test_cifar_asymmetric_noise_uses_the_class_map(tmp_path):
 
 def test_missing_cifar_files_give_one_line_with_path_and_remedy(tmp_path):
     with pytest.raises(ValueError) as info:
-        CIFAR10(root=str(tmp_path / "nowhere")).load()
+        CIFAR10(root=str(tmp_path / "nowhere"))  # the constructor checks, so `lossbench run` fails at once
     msg = str(info.value)
     assert "\n" not in msg and "cifar-10-batches-py" in msg and "download=true" in msg
 
@@ -159,7 +159,7 @@ def test_fashion_mnist_unpacks_the_debian_gz_files(tmp_path):
 
 def test_missing_mnist_files_message(tmp_path):
     with pytest.raises(ValueError) as info:
-        FashionMNIST(root=str(tmp_path), system_dir="").load()
+        FashionMNIST(root=str(tmp_path), system_dir="")
     msg = str(info.value)
     assert (
         "\n" not in msg
@@ -192,3 +192,11 @@ def test_cifar_reference_selection_reproduces_the_ldam_drw_pick(tmp_path):
     assert spec.meta["selection"] == "reference"
     with pytest.raises(ValueError, match="val_per_class=0"):
         CIFAR10(root=str(tmp_path), val_per_class=5, selection="reference")
+
+
+def test_cli_fails_in_one_line_before_training_when_cifar_is_missing(tmp_path):
+    from tests.conftest import lossbench
+
+    result = lossbench("run", "dataset=cifar10", "model=resnet32", "store=memory", cwd=tmp_path)
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cifar-10-batches-py" in result.stderr and "download=true" in result.stderr

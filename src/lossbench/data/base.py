@@ -22,7 +22,8 @@ from lossbench.data.spec import DataSpec, Split
 class Dataset(ABC):
     """A dataset recipe: parameters checked on construction, data read by `load()`.
 
-    The constructor is cheap and runs before any training, so invalid parameters fail early;
+    The constructor is cheap and runs before any training, so invalid parameters (and missing data
+    files) fail early;
     `load()` reads the data and returns a `DataSpec` (expensive; `run.py` caches it per process).
     Subclasses implement `build()` (clean splits); `load()` then applies the label noise of
     `self.noise` (seeded by `self.data_seed`) to train and validation, so every dataset gets it.

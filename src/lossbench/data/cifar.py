@@ -82,6 +82,8 @@ class CIFAR(Dataset):
         self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
         self.val_per_class, self.data_seed = val_per_class, data_seed
         self.set_noise(noise)
+        if not download:  # a few stat calls: missing data fails before anything trains
+            self._ensure_files()
 
     @property
     def folder(self) -> Path:

@@ -70,6 +70,8 @@ class MNISTLike(Dataset):
         self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
         self.val_per_class, self.data_seed = val_per_class, data_seed
         self.set_noise(noise)
+        if not download and not self._system_files_present():  # missing data fails before training
+            self._ensure_files()
 
     @property
     def raw_folder(self) -> Path:
@@ -80,15 +82,21 @@ class MNISTLike(Dataset):
         """The expected IDX files that are not there (empty when the data is present)."""
         return [str(self.raw_folder / f) for f in FILES if not (self.raw_folder / f).is_file()]
 
-    def _unpack_system_files(self) -> None:
+    def _system_files_present(self) -> bool:
         source = Path(self.system_dir) if self.system_dir else None
-        if source is None or not all((source / f"{f}.gz").is_file() for f in FILES):
+        return source is not None and all((source / f"{f}.gz").is_file() for f in FILES)
+
+    def _unpack_system_files(self) -> None:
+        if not self._system_files_present():
             return
+        source = Path(self.system_dir)
         self.raw_folder.mkdir(parents=True, exist_ok=True)
         for f in FILES:
             if not (self.raw_folder / f).is_file():
-                with gzip.open(source / f"{f}.gz", "rb") as src, open(self.raw_folder / f, "wb") as dst:
+                part = self.raw_folder / f"{f}.part"  # renamed when complete: no half-written file
+                with gzip.open(source / f"{f}.gz", "rb") as src, open(part, "wb") as dst:
                     shutil.copyfileobj(src, dst)
+                part.replace(self.raw_folder / f)
 
     def _ensure_files(self) -> None:
         if self.missing_files():
