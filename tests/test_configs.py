@@ -51,6 +51,13 @@ def test_every_loss_weighting_stage2_combination_composes():
         OmegaConf.to_container(cfg, resolve=True)
 
 
+@pytest.mark.parametrize(("loss", "model"), [(lo, m) for lo in options("loss_model") for m in options("model")])
+def test_loss_model_settings_compose_with_every_model(loss, model):
+    # `optional loss_model: ${loss}` is the one place where groups change each other's composed config
+    cfg = OmegaConf.to_container(compose([f"loss={loss}", f"model={model}"]), resolve=True)
+    assert cfg["model"]["_target_"] and cfg["loss"]["_target_"]
+
+
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_has_a_description(group):
     for name in options(group):

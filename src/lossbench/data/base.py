@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
-from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
+from lossbench.data.longtail import (
+    index_hash,
+    longtail_counts,
+    reference_select,
+    select_per_class,
+    validate_longtail,
+)
+from lossbench.data.noise import LabelNoise, apply_label_noise
 from lossbench.data.spec import DataSpec, Split
 
 
 class Dataset(ABC):
     """A dataset recipe: parameters checked on construction, data read by `load()`.
 
-    The constructor is cheap and runs before any training, so invalid parameters fail early;
+    The constructor is cheap and runs before any training, so invalid parameters (and missing data
+    files) fail early;
     `load()` reads the data and returns a `DataSpec` (expensive; `run.py` caches it per process).
+    Subclasses implement `build()` (clean splits); `load()` then applies the label noise of
+    `self.noise` (seeded by `self.data_seed`) to train and validation, so every dataset gets it.
     """
 
+    noise: LabelNoise = LabelNoise()
+    data_seed: int = 0
+    asymmetric_map: Mapping[int, int] | None = None  # the dataset's published asymmetric-noise map
+
     @abstractmethod
+    def build(self) -> DataSpec:
+        """Read the data and apply the split recipe (clean labels)."""
+
     def load(self) -> DataSpec:
-        """Read the data and apply the split recipe."""
+        """`build()`, then label noise (`noise.kind=none` only records that there is none)."""
+        return apply_label_noise(self.build(), self.noise, self.data_seed, self.asymmetric_map)
+
+    def set_noise(self, noise: LabelNoise | Mapping | None) -> None:
+        """Validate and keep the noise settings (raises `ValueError` for bad ones, e.g. a missing map)."""
+        self.noise = LabelNoise.parse(noise)
+        if self.noise.kind == "asymmetric" and self.asymmetric_map is None:
+            raise ValueError(
+                f"{type(self).__name__} has no published asymmetric-noise class map (cifar10, cifar100 "
+                "and mnist have one); use noise.kind=symmetric or pairflip"
+            )
 
 
 def check_split_sizes(val_per_class: int, test_per_class: int | None = None) -> None:
@@ -44,6 +72,8 @@ def longtail_spec(
     test: tuple[np.ndarray, np.ndarray] | None = None,
     test_per_class: int = 0,
     n_max: int | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    reference_selection: bool = False,
 ) -> DataSpec:
     """Cut balanced test and validation splits, then a long-tailed training split, from arrays.
 
@@ -54,6 +84,9 @@ def longtail_spec(
        `n_max` defaults to the smallest per-class count left, so every class can be filled.
 
     All choices are drawn from `numpy.random.default_rng(data_seed)`, independent of the training seed.
+    `transform` (e.g. uint8 pixels -> normalised float32) is applied to each selected split only, so a
+    large raw array is never converted whole. `reference_selection=True` picks the training images
+    with `reference_select` (LDAM-DRW's legacy-seeded shuffle; needs `val_per_class=0`).
     """
     validate_longtail(imbalance_ratio, profile)
     rng = np.random.default_rng(data_seed)
@@ -69,7 +102,12 @@ def longtail_spec(
     available = np.bincount(y[remaining], minlength=num_classes)
     head = int(available.min()) if n_max is None else n_max
     counts = longtail_counts(head, num_classes, imbalance_ratio, profile)
-    train_idx = remaining[select_per_class(y[remaining], counts, rng)]
+    if reference_selection:
+        if val_per_class or test is None:
+            raise ValueError("reference selection needs an official test set and val_per_class=0")
+        train_idx = remaining[reference_select(y[remaining], counts, data_seed)]
+    else:
+        train_idx = remaining[select_per_class(y[remaining], counts, rng)]
     meta = {
         "class_counts": counts,
         "index_hash": index_hash(train_idx),
@@ -77,13 +115,15 @@ def longtail_spec(
         "n_max": head,
         "imbalance_ratio": imbalance_ratio,
         "profile": profile,
+        "selection": "reference" if reference_selection else "seeded",
         "sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(test_y)},
     }
+    prep = transform if transform is not None else (lambda a: a)
     return DataSpec(
         name=name,
-        train=_split(x[train_idx], y[train_idx]),
-        val=_split(x[val_idx], y[val_idx]),
-        test=_split(test_x, test_y),
+        train=_split(prep(x[train_idx]), y[train_idx]),
+        val=_split(prep(x[val_idx]), y[val_idx]),
+        test=_split(prep(test_x), test_y),
         num_classes=num_classes,
         class_counts=tuple(counts),
         input_shape=tuple(x.shape[1:]),

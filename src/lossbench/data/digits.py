@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sklearn.datasets import load_digits
 
 from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
@@ -21,6 +24,7 @@ class Digits(Dataset):
         profile: ``"exp"`` or ``"step"``.
         val_per_class: Validation examples per class.
         test_per_class: Test examples per class.
+        noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
         data_seed: Seed for which examples land in which split (independent of the training seed).
     """
 
@@ -31,13 +35,15 @@ class Digits(Dataset):
         val_per_class: int = 20,
         test_per_class: int = 40,
         data_seed: int = 0,
+        noise: Mapping[str, Any] | None = None,
     ) -> None:
         validate_longtail(imbalance_ratio, profile)
         check_split_sizes(val_per_class, test_per_class)
         self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
         self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
+        self.set_noise(noise)
 
-    def load(self) -> DataSpec:
+    def build(self) -> DataSpec:
         """Load the digits and cut the splits."""
         bunch = load_digits()
         x = (bunch.data / 16.0).astype("float32")

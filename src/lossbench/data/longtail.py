@@ -61,6 +61,25 @@ def select_per_class(y: np.ndarray, counts: Sequence[int], rng: np.random.Genera
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
 
 
+def reference_select(y: np.ndarray, counts: Sequence[int], seed: int) -> np.ndarray:
+    """The LDAM-DRW reference's pick (`IMBALANCECIFAR10.gen_imbalanced_data`), reproduced exactly.
+
+    The reference calls `np.random.seed(seed)`, then for each class in label order shuffles that class's
+    indices with the legacy global generator and keeps the first `counts[c]`. `np.random.RandomState`
+    is the same legacy stream, so on the original CIFAR files this selects the paper's very images.
+    Returns the chosen indices sorted ascending.
+    """
+    rs = np.random.RandomState(seed)
+    chosen = []
+    for c, n in enumerate(counts):
+        idx = np.flatnonzero(y == c)
+        if n > len(idx):
+            raise ValueError(f"class {c} needs {n} examples but only {len(idx)} are available")
+        rs.shuffle(idx)
+        chosen.append(idx[:n])
+    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
 def index_hash(indices: np.ndarray) -> str:
     """Short SHA-256 of a set of selected indices (recorded so two runs can prove they saw the same data)."""
     return hashlib.sha256(np.ascontiguousarray(np.sort(indices), dtype=np.int64).tobytes()).hexdigest()[:16]

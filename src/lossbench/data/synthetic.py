@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
@@ -24,6 +27,7 @@ class Synthetic(Dataset):
         separation: Norm of each class mean; larger is easier.
         val_per_class: Validation examples per class.
         test_per_class: Test examples per class.
+        noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
         data_seed: Seed for the means, the points and the splits.
     """
 
@@ -38,6 +42,7 @@ class Synthetic(Dataset):
         val_per_class: int = 20,
         test_per_class: int = 100,
         data_seed: int = 0,
+        noise: Mapping[str, Any] | None = None,
     ) -> None:
         validate_longtail(imbalance_ratio, profile)
         check_split_sizes(val_per_class, test_per_class)
@@ -50,8 +55,9 @@ class Synthetic(Dataset):
         self.num_classes, self.dim, self.n_max, self.separation = num_classes, dim, n_max, separation
         self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
         self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
+        self.set_noise(noise)
 
-    def load(self) -> DataSpec:
+    def build(self) -> DataSpec:
         """Draw the mixture and cut the splits."""
         rng = np.random.default_rng(self.data_seed)
         means = rng.standard_normal((self.num_classes, self.dim))

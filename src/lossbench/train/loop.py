@@ -103,6 +103,8 @@ def fit(
     last: dict[str, dict[str, Any]] = {}
     best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
     oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+    # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
+    splits = ("val", "test") if len(data.val) else ("test",)
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
@@ -144,17 +146,16 @@ def fit(
             history.append(row)
             raise Diverged(epoch, train_loss, history)
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            last = {
-                split: evaluate(model, getattr(data, split), counts, **eval_kw) for split in ("val", "test")
-            }
+            last = {split: evaluate(model, getattr(data, split), counts, **eval_kw) for split in splits}
             for split, values in last.items():
                 row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
-            score = _score(last["val"][select], sign)
+            score = _score(last["val"][select], sign) if "val" in last else -math.inf
             if score > best[0]:
                 best = (score, epoch, last)
             if last["test"]["acc"] > oracle[0]:
                 oracle = (last["test"]["acc"], epoch, last)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{last['val'][select]:.3f}")
+            shown = ("val", select) if "val" in last else ("test", "acc")
+            bar.set_postfix(loss=f"{train_loss:.3f}", **{shown[0]: f"{last[shown[0]][shown[1]]:.3f}"})
         history.append(row)
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             save_checkpoint(checkpoint_dir, dict(
@@ -168,7 +169,9 @@ def fit(
     for selection, result in (("last", last), ("best", best[2]), ("oracle", oracle[2])):
         for split, values in result.items():
             metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
-    metrics["best_epoch"], metrics["oracle_epoch"] = best[1], oracle[1]
+    metrics["best_epoch"], metrics["oracle_epoch"] = (best[1] if len(data.val) else None), oracle[1]
+    if not len(data.val):
+        metrics["selection_note"] = "no validation split: best/ metrics absent; report last/ or oracle/"
     metrics["train_time_s"] = time.perf_counter() - start
     metrics["peak_mem_mb"] = _peak_memory_mb(device)
     return FitResult(metrics=metrics, history=history, resumed_from=first_epoch - 1 if saved else None)

@@ -1,0 +1,170 @@
+"""CIFAR-10/100 with the long-tailed training split of LDAM-DRW (Cao et al. 2019)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torchvision
+
+from lossbench.data.augment import RandomCropFlip
+from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
+from lossbench.data.images import missing_message, normalizer
+from lossbench.data.longtail import validate_longtail
+from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP
+from lossbench.data.spec import DataSpec
+
+# The LDAM-DRW reference normalises CIFAR-10 and CIFAR-100 alike with these (cifar_train.py).
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+
+
+class CIFAR(Dataset):
+    """CIFAR in torchvision's "python version" layout, made long-tailed; the official test set stays balanced.
+
+    Order (`longtail_spec`): the official test set is the test split; `val_per_class` training images
+    per class are reserved as a balanced validation split; from the rest a long-tailed training split
+    with `longtail_counts(n_max, C, imbalance_ratio, profile)` images is drawn, n_max = the smallest
+    per-class count left (5,000 / 500 with `val_per_class=0`, giving LDAM-DRW's 12,406 / 10,847 images
+    at ratio 100). Which images are kept: `selection="seeded"` draws them from
+    `numpy.random.default_rng(data_seed)`; `selection="reference"` reproduces the reference's own pick
+    (`np.random.seed(data_seed)`, then a legacy shuffle of each class, first n kept; needs
+    `val_per_class=0`), i.e. the paper's very images at `data_seed=0`. The hash of the kept indices is
+    recorded as `meta["index_hash"]`.
+
+    The pickle batches are read by our own reader in torchvision's format (the same files, keys and
+    layout as `torchvision.datasets.CIFAR10`): torchvision's class verifies the md5 of every batch on
+    construction, which files written by the tests cannot pass. With `download=True` and files missing,
+    torchvision's downloader fetches and checks the real archive first.
+
+    Args:
+        root: Folder holding `cifar-10-batches-py/` or `cifar-100-python/`.
+        download: Download with torchvision when the files are missing (needs internet).
+        imbalance_ratio: n_max / n_min of the training split (>= 1).
+        profile: ``"exp"`` or ``"step"``.
+        val_per_class: Balanced validation images per class taken from the training images (0 = none,
+            as in the papers; then only last-epoch and best-on-test numbers exist).
+        data_seed: Seed of the long-tail draw, the validation split and the label noise.
+        augment: Random crop (pad 4, black) + horizontal flip on training batches, as the reference.
+        selection: ``"seeded"`` or ``"reference"`` (LDAM-DRW's exact images; `val_per_class` must be 0).
+        noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
+    """
+
+    name = "cifar10"
+    num_classes = 10
+    tv_class: type = torchvision.datasets.CIFAR10
+    label_key = "labels"
+    archive = "cifar-10-python.tar.gz"
+
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = False,
+        imbalance_ratio: float = 100.0,
+        profile: str = "exp",
+        val_per_class: int = 0,
+        data_seed: int = 0,
+        augment: bool = True,
+        noise: Mapping[str, Any] | None = None,
+        selection: str = "seeded",
+    ) -> None:
+        validate_longtail(imbalance_ratio, profile)
+        check_split_sizes(val_per_class)
+        if selection not in ("seeded", "reference"):
+            raise ValueError(f"selection must be seeded or reference, got {selection!r}")
+        if selection == "reference" and val_per_class:
+            raise ValueError(f"selection=reference must have val_per_class=0, got {val_per_class}")
+        self.selection = selection
+        self.root, self.download, self.augment = Path(root), download, augment
+        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
+        self.val_per_class, self.data_seed = val_per_class, data_seed
+        self.set_noise(noise)
+        if not download:  # a few stat calls: missing data fails before anything trains
+            self._ensure_files()
+
+    @property
+    def folder(self) -> Path:
+        """Where the batches live: ROOT/cifar-10-batches-py or ROOT/cifar-100-python."""
+        return self.root / self.tv_class.base_folder
+
+    def _files(self, train: bool) -> list[Path]:
+        entries = self.tv_class.train_list if train else self.tv_class.test_list
+        return [self.folder / name for name, _md5 in entries]
+
+    def missing_files(self) -> list[str]:
+        """The expected files that are not there (empty when the data is present)."""
+        meta = self.folder / self.tv_class.meta["filename"]
+        return [str(p) for p in [*self._files(True), *self._files(False), meta] if not p.is_file()]
+
+    def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for path in self._files(train):
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry[self.label_key], dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def _ensure_files(self) -> None:
+        if self.missing_files() and self.download:
+            try:
+                self.tv_class(str(self.root), train=True, download=True)
+                self.tv_class(str(self.root), train=False, download=True)
+            except Exception as exc:  # offline, or a bad archive: one line, with the remedy
+                raise ValueError(
+                    f"{self.name}: download to {self.root} failed ({type(exc).__name__}: {exc}); "
+                    f"copy {self.archive} extracted into {self.root}"
+                ) from exc
+        missing = self.missing_files()
+        if missing:
+            raise ValueError(
+                missing_message(
+                    self.name,
+                    missing,
+                    f"set dataset.download=true (needs internet) or extract {self.archive} "
+                    f"(the python version) into {self.root}",
+                )
+            )
+
+    def build(self) -> DataSpec:
+        """Read the batches and cut the splits."""
+        self._ensure_files()
+        x, y = self._read(train=True)
+        test = self._read(train=False)
+        spec = longtail_spec(
+            self.name,
+            x,
+            y,
+            self.num_classes,
+            imbalance_ratio=self.imbalance_ratio,
+            profile=self.profile,
+            val_per_class=self.val_per_class,
+            data_seed=self.data_seed,
+            test=test,
+            transform=normalizer(MEAN, STD),
+            reference_selection=self.selection == "reference",
+        )
+        if not self.augment:
+            return spec
+        black = [-m / s for m, s in zip(MEAN, STD, strict=True)]
+        return dataclasses.replace(spec, augment=RandomCropFlip(padding=4, fill=black, flip=True))
+
+
+class CIFAR10(CIFAR):
+    """CIFAR-10-LT (10 classes, 5,000 training / 1,000 test images each before the cut)."""
+
+    asymmetric_map = CIFAR10_MAP
+
+
+class CIFAR100(CIFAR):
+    """CIFAR-100-LT (100 fine classes, 500 training / 100 test images each before the cut)."""
+
+    name = "cifar100"
+    num_classes = 100
+    tv_class = torchvision.datasets.CIFAR100
+    label_key = "fine_labels"
+    archive = "cifar-100-python.tar.gz"
+    asymmetric_map = CIFAR100_MAP

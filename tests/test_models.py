@@ -1,0 +1,69 @@
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from lossbench.config import compose, options
+from lossbench.models.heads import NormedLinear
+from lossbench.models.resnet_cifar import BasicBlock, ResNetCifar
+
+SHAPES = {"mlp": (64,), "lenet": (1, 28, 28), "resnet32": (3, 32, 32), "resnet18": (3, 32, 32)}
+
+
+@pytest.mark.parametrize("head", ["linear", "normed"])
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_is_a_classifier_with_either_head(name, head):
+    shape = SHAPES.get(name, (3, 32, 32))
+    model = instantiate(
+        compose([f"model={name}", f"model.head={head}"]).model, input_shape=list(shape), num_classes=7
+    )
+    x = torch.randn(2, *shape)
+    feats = model.features(x)
+    logits = model(x)
+    assert logits.shape == (2, 7) and torch.allclose(model.head(feats), logits)
+    assert isinstance(model.head, NormedLinear) == (head == "normed")
+    if head == "normed":
+        assert logits.abs().max() <= 1 + 1e-5
+
+
+def test_resnet32_has_046m_parameters_and_the_reference_layout():
+    model = ResNetCifar([3, 32, 32], 10)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - 0.46e6) / 0.46e6 < 0.01 and n == 464154
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 15 and [len(s) for s in (model.layer1, model.layer2, model.layer3)] == [5, 5, 5]
+    assert [s[0].conv1.out_channels for s in (model.layer1, model.layer2, model.layer3)] == [16, 32, 64]
+    assert [s[0].conv1.stride[0] for s in (model.layer1, model.layer2, model.layer3)] == [1, 2, 2]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 31 and all(
+        c.bias is None and c.kernel_size == (3, 3) for c in convs
+    )  # 1 + 30, no 1x1
+    # option A: the two downsampling shortcuts have no parameters and zero-pad planes // 4 per side
+    down = model.layer2[0]
+    x = torch.randn(2, 16, 32, 32)
+    sc = down.shortcut(x)
+    assert sc.shape == (2, 32, 16, 16) and torch.equal(sc[:, 8:24], x[:, :, ::2, ::2])
+    assert sc[:, :8].abs().sum() == 0 and sc[:, 24:].abs().sum() == 0
+    assert model.layer1[0].shortcut(torch.ones(1, 16, 4, 4)).equal(torch.ones(1, 16, 4, 4))
+    assert model.features(torch.randn(2, 3, 32, 32)).shape == (2, 64)
+
+
+def test_resnet32_normed_head_keeps_its_own_init():
+    torch.manual_seed(0)
+    model = ResNetCifar([3, 32, 32], 10, head="normed")
+    assert torch.allclose(model.head.weight.norm(dim=0), torch.ones(10), atol=1e-4)
+
+
+def test_resnet18_cifar_stem_and_lenet_on_32x32():
+    model = instantiate(compose(["model=resnet18"]).model, input_shape=[3, 32, 32], num_classes=10)
+    assert model.body.conv1.kernel_size == (3, 3) and model.body.conv1.stride == (1, 1)
+    assert isinstance(model.body.maxpool, nn.Identity)
+    assert abs(sum(p.numel() for p in model.parameters()) - 11.17e6) / 11.17e6 < 0.01
+    lenet = instantiate(compose(["model=lenet"]).model, input_shape=[3, 32, 32], num_classes=10)
+    assert lenet(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet32", "resnet18"])
+def test_image_models_reject_flat_inputs(name):
+    with pytest.raises(Exception, match="image inputs"):
+        instantiate(compose([f"model={name}"]).model, input_shape=[64], num_classes=3)
