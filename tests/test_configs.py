@@ -51,7 +51,9 @@ def test_every_loss_weighting_stage2_combination_composes():
         OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.parametrize(("loss", "model"), [(lo, m) for lo in options("loss_model") for m in options("model")])
+@pytest.mark.parametrize(
+    ("loss", "model"), [(lo, m) for lo in options("loss_model") for m in options("model")]
+)
 def test_loss_model_settings_compose_with_every_model(loss, model):
     # `optional loss_model: ${loss}` is the one place where groups change each other's composed config
     cfg = OmegaConf.to_container(compose([f"loss={loss}", f"model={model}"]), resolve=True)

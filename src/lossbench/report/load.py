@@ -58,7 +58,12 @@ def load_runs(
     """
     engine = make_engine(url)
     query = sa.select(
-        *[runs.c[c] for c in LABELS], runs.c.metrics, runs.c.duration_s, runs.c.error, runs.c.labels, runs.c.config
+        *[runs.c[c] for c in LABELS],
+        runs.c.metrics,
+        runs.c.duration_s,
+        runs.c.error,
+        runs.c.labels,
+        runs.c.config,
     )
     if statuses is not None:
         query = query.where(runs.c.status.in_(list(statuses)))
