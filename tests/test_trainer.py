@@ -4,6 +4,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from lossbench.losses import build_loss
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import Diverged, fit
 from lossbench.weighting import build_weighting
@@ -89,3 +90,21 @@ def test_weighting_switch_is_visible_in_training():
     model, loss, weighting, sampler, data, trainer = _parts()
     b = fit(model, loss, weighting, sampler, data, trainer, seed=0).metrics["last/test/nll"]
     assert a != b
+
+
+def test_evaluation_scores_ldam_on_its_logit_scale():
+    # LDAM trains softmax(s * cos): NLL/ECE must be computed on s * logits, accuracy is unchanged
+    from lossbench.metrics.functional import classification_metrics
+    from lossbench.train.evaluate import predict
+
+    model, _, weighting, sampler, data, trainer = _parts(["loss=ldam"])
+    loss = build_loss("ldam", data.class_counts, s=30.0)
+    assert loss.logit_scale == 30.0
+    metrics = fit(model, loss, weighting, sampler, data, trainer, seed=0).metrics
+    logits = predict(model, data.test.x, 256, torch.device("cpu"))
+    expected = classification_metrics(logits * 30.0, data.test.y, data.class_counts)
+    assert metrics["last/test/nll"] == pytest.approx(expected["nll"])
+    assert metrics["last/test/ece"] == pytest.approx(expected["ece"])
+    assert metrics["last/test/acc"] == pytest.approx(
+        classification_metrics(logits, data.test.y, data.class_counts)["acc"]
+    )

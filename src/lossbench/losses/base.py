@@ -14,7 +14,13 @@ class Loss(nn.Module):
     Reduction and any per-class or per-example weighting belong to a `Weighting`, so every loss
     composes with every recipe. Losses that depend on the training label distribution (LDAM,
     balanced softmax, ...) read it in `fit(class_counts)`, which is called once before training.
+
+    `logit_scale` is the factor the loss applies to the model's outputs before its softmax (LDAM's
+    `s` on cosine logits); evaluation multiplies the logits by it, so NLL and ECE measure the
+    distribution the model was trained to predict. Accuracy metrics are unaffected (scale > 0).
     """
+
+    logit_scale: float = 1.0
 
     def fit(self, class_counts: Sequence[int]) -> None:
         """See the training-set class counts (length C). Default: nothing to do."""

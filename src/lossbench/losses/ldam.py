@@ -32,6 +32,7 @@ class LDAMLoss(Loss):
         if not s > 0:
             raise ValueError(f"s must be > 0, got {s}")
         self.max_m, self.s = float(max_m), float(s)
+        self.logit_scale = self.s  # evaluation scores softmax(s * z), the distribution LDAM trains
         self.register_buffer("margins", torch.zeros(0))
 
     def fit(self, class_counts: Sequence[int]) -> None:

@@ -66,24 +66,37 @@ def _shift(rows: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
 
 
 def evaluate_splits(
-    model: nn.Module, data: DataSpec, trainer: TrainerConfig, splits: tuple[str, ...] = ("val", "test")
+    model: nn.Module,
+    data: DataSpec,
+    trainer: TrainerConfig,
+    splits: tuple[str, ...] = ("val", "test"),
+    logit_scale: float = 1.0,
 ) -> dict[str, dict[str, Any]]:
-    """Every metric of `model` on each of `splits`, with the trainer's evaluation settings."""
+    """Every metric of `model` on each of `splits`, with the trainer's evaluation settings.
+
+    `logit_scale` is the stage-1 loss's scale (see `Loss.logit_scale`) where the stage keeps its logits.
+    """
     device = resolve_device(trainer.device)
     model.to(device)
     return {
         split: evaluate(model, getattr(data, split), data.class_counts, batch_size=trainer.eval_batch_size, device=device,
-                        many_threshold=trainer.many_threshold, few_threshold=trainer.few_threshold, ece_bins=trainer.ece_bins)
+                        many_threshold=trainer.many_threshold, few_threshold=trainer.few_threshold, ece_bins=trainer.ece_bins,
+                        logit_scale=logit_scale)
         for split in splits
     }  # fmt: skip
 
 
 def evaluate_final(
-    model: nn.Module, data: DataSpec, trainer: TrainerConfig, started: float, **extra: float
+    model: nn.Module,
+    data: DataSpec,
+    trainer: TrainerConfig,
+    started: float,
+    logit_scale: float = 1.0,
+    **extra: float,
 ) -> FitResult:
     """`last/{split}/{name}` of the (adjusted) final model, plus `extra` under `stage2/...`."""
     metrics: dict[str, Any] = {}
-    for split, values in evaluate_splits(model, data, trainer).items():
+    for split, values in evaluate_splits(model, data, trainer, logit_scale=logit_scale).items():
         metrics.update({f"last/{split}/{k}": v for k, v in values.items()})
     metrics.update({f"stage2/{k}": v for k, v in extra.items()})
     metrics["train_time_s"] = time.perf_counter() - started

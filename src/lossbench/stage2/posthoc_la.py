@@ -33,7 +33,8 @@ class PosthocLogitAdjustment(Stage2):
     """Post-hoc logit adjustment (Menon et al., ICLR 2021): predict `argmax_c z_c - tau log pi_c`.
 
     `pi` are the training class frequencies (`n_c / N`, classes without examples clamped to 1). The
-    head is wrapped so `evaluate` (and every metric, NLL and ECE included) sees the adjusted logits.
+    head is wrapped so `evaluate` (and every metric, NLL and ECE included) sees the adjusted logits,
+    multiplied by `logit_scale` as in stage 1's evaluation.
     Losses that scale the model's outputs before the softmax (LDAM multiplies them by `s`) are
     adjusted on that scale: the offset is `tau log pi / logit_scale`, so the softmax the loss trained
     sees exactly `s z - tau log pi`. Combining it with a loss that already adjusts for the prior
@@ -62,4 +63,4 @@ class PosthocLogitAdjustment(Stage2):
         started = time.perf_counter()
         device = next(model.parameters()).device
         model.head = LogitAdjustedHead(model.head, self.offsets(data.class_counts).to(device))
-        return evaluate_final(model, data, trainer, started, tau=self.tau)
+        return evaluate_final(model, data, trainer, started, logit_scale=self.logit_scale, tau=self.tau)

@@ -35,7 +35,11 @@ def evaluate(
     many_threshold: int = 100,
     few_threshold: int = 20,
     ece_bins: int = 15,
+    logit_scale: float = 1.0,
 ) -> dict[str, Any]:
-    """All metrics of `model` on `split` (see `classification_metrics`)."""
-    logits = predict(model, split.x, batch_size, device)
+    """All metrics of `model` on `split` (see `classification_metrics`).
+
+    `logit_scale` multiplies the logits first (the training loss's `Loss.logit_scale`, e.g. LDAM's `s`).
+    """
+    logits = predict(model, split.x, batch_size, device) * logit_scale
     return classification_metrics(logits, split.y, class_counts, many_threshold, few_threshold, ece_bins)

@@ -96,7 +96,7 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     counts = data.class_counts
     eval_kw = dict(batch_size=cfg.eval_batch_size, device=device, many_threshold=cfg.many_threshold,
-                   few_threshold=cfg.few_threshold, ece_bins=cfg.ece_bins)  # fmt: skip
+                   few_threshold=cfg.few_threshold, ece_bins=cfg.ece_bins, logit_scale=loss.logit_scale)  # fmt: skip
     select = cfg.select_metric.split("/", 1)[1]
     sign = 1.0 if HIGHER_IS_BETTER.get(select, True) else -1.0
     history: list[dict[str, Any]] = []
