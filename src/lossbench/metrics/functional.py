@@ -10,18 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-HIGHER_IS_BETTER = {
-    "acc": True,
-    "balanced_acc": True,
-    "macro_f1": True,
-    "worst_class_acc": True,
-    "many_acc": True,
-    "medium_acc": True,
-    "few_acc": True,
-    "nll": False,
-    "ece": False,
-}
-
 
 def per_class_accuracy(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor:
     """Recall of each class (C,), NaN for classes absent from `targets`."""

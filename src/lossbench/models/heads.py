@@ -27,10 +27,13 @@ class NormedLinear(nn.Module):
         return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
 
+def check_head(kind: str) -> None:
+    """Raise `ValueError` unless `kind` is a known head (models call it before building anything)."""
+    if kind not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {kind!r}")
+
+
 def make_head(kind: str, in_features: int, num_classes: int) -> nn.Module:
     """A `linear` or `normed` (cosine) head."""
-    if kind == "linear":
-        return nn.Linear(in_features, num_classes)
-    if kind == "normed":
-        return NormedLinear(in_features, num_classes)
-    raise ValueError(f"head must be one of {', '.join(HEADS)}, got {kind!r}")
+    check_head(kind)
+    return nn.Linear(in_features, num_classes) if kind == "linear" else NormedLinear(in_features, num_classes)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lossbench.models.base import Classifier
-from lossbench.models.heads import HEADS, make_head
+from lossbench.models.heads import check_head, make_head
 
 
 class LeNet(Classifier):
@@ -27,8 +27,7 @@ class LeNet(Classifier):
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"LeNet needs image inputs (channels, height, width), got {list(input_shape)}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        check_head(head)
         self.conv = nn.Sequential(
             nn.Conv2d(input_shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),

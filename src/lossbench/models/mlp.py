@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from lossbench.models.base import Classifier
-from lossbench.models.heads import HEADS, make_head
+from lossbench.models.heads import check_head, make_head
 
 
 class MLP(Classifier):
@@ -35,8 +35,7 @@ class MLP(Classifier):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be >= 1, got {list(hidden)}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        check_head(head)
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for h in hidden:

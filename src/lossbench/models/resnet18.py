@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from lossbench.models.base import Classifier
-from lossbench.models.heads import HEADS, make_head
+from lossbench.models.heads import check_head, make_head
 
 
 class ResNet18(Classifier):
@@ -30,8 +30,7 @@ class ResNet18(Classifier):
             raise ValueError(
                 f"ResNet18 needs image inputs (channels, height, width), got {list(input_shape)}"
             )
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        check_head(head)
         net = resnet18(weights=None)
         net.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lossbench.models.base import Classifier
-from lossbench.models.heads import HEADS, make_head
+from lossbench.models.heads import check_head, make_head
 
 
 class BasicBlock(nn.Module):
@@ -64,8 +64,7 @@ class ResNetCifar(Classifier):
             )
         if blocks_per_stage < 1:
             raise ValueError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        check_head(head)
         self.conv1 = nn.Conv2d(input_shape[0], 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         stages, in_planes = [], 16

@@ -7,14 +7,9 @@ from collections.abc import Sequence
 import pandas as pd
 from scipy import stats
 
+from lossbench.metrics.names import HIGHER_IS_BETTER  # drives bold (best) and underline (second)
 from lossbench.report.formats import FORMATS, render_cells
 
-# metric name (last path component) -> higher is better; drives bold (best) and underline (second).
-HIGHER_IS_BETTER = {
-    "acc": True, "balanced_acc": True, "macro_f1": True, "worst_class_acc": True,
-    "many_acc": True, "medium_acc": True, "few_acc": True, "nll": False, "ece": False,
-    "train_time_s": False, "peak_mem_mb": False, "duration_s": False,
-}  # fmt: skip
 PERCENT = {"acc", "balanced_acc", "macro_f1", "worst_class_acc", "many_acc", "medium_acc", "few_acc", "ece"}
 SELECTIONS = {
     "last": "final epoch",

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec
-from lossbench.metrics.functional import HIGHER_IS_BETTER
+from lossbench.metrics.names import HIGHER_IS_BETTER
 from lossbench.models.base import Classifier
 from lossbench.stage2.base import Stage2, check_linear_head, evaluate_final, evaluate_splits, linear_head
 from lossbench.train.config import TrainerConfig

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from lossbench.data.spec import DataSpec
 from lossbench.losses.base import Loss
-from lossbench.metrics.functional import HIGHER_IS_BETTER
+from lossbench.metrics.names import HIGHER_IS_BETTER
 from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state

@@ -1,0 +1,11 @@
+"""Metric names and directions, shared by training (model selection) and the report (bolding).
+
+Torch-free on purpose: `lossbench.report` imports it and must never import torch.
+"""
+
+# metric name (last path component of `split/name`) -> higher is better
+HIGHER_IS_BETTER = {
+    "acc": True, "balanced_acc": True, "macro_f1": True, "worst_class_acc": True,
+    "many_acc": True, "medium_acc": True, "few_acc": True, "nll": False, "ece": False,
+    "train_time_s": False, "peak_mem_mb": False, "duration_s": False,
+}  # fmt: skip
