@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -237,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_run(argv[1:])
         return
     ns = build_parser().parse_args(argv)
-    {"report": cmd_report, "list": cmd_list, "status": cmd_status}[ns.command](ns)
+    try:
+        {"report": cmd_report, "list": cmd_list, "status": cmd_status}[ns.command](ns)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":
