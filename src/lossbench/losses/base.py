@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 
-class Loss(nn.Module):
+class Loss(nn.Module, metaclass=ABCMeta):
     """Maps logits (N, C) and integer targets (N,) to per-example losses (N,). Never reduces.
 
     Reduction and any per-class or per-example weighting belong to a `Weighting`, so every loss
@@ -25,9 +26,9 @@ class Loss(nn.Module):
     def fit(self, class_counts: Sequence[int]) -> None:
         """See the training-set class counts (length C). Default: nothing to do."""
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:  # pragma: no cover - abstract
+    @abstractmethod
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Per-example losses (N,)."""
-        raise NotImplementedError
 
 
 def counts_tensor(class_counts: Sequence[int]) -> Tensor:

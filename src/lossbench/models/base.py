@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 from torch import Tensor, nn
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, metaclass=ABCMeta):
     """Maps inputs (N, *input_shape) to logits (N, C) as `head(features(x))`.
 
     Keeping `features` and `head` apart lets recipes that need the penultimate features
@@ -15,9 +17,9 @@ class Classifier(nn.Module):
 
     head: nn.Module
 
+    @abstractmethod
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features (N, D)."""
-        raise NotImplementedError(f"{type(self).__name__} must define features()")
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, C)."""

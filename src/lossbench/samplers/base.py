@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import Tensor
 
 
-class Sampler:
+class Sampler(ABC):
     """Returns the training indices of one epoch; the loop batches them in order.
 
     `fit(targets, num_classes)` sees the training labels once; `epoch_indices(epoch, generator)`
@@ -17,6 +19,6 @@ class Sampler:
         """See the training labels (N,). Default: remember N."""
         self.num_examples = len(targets)
 
-    def epoch_indices(self, epoch: int, generator: torch.Generator) -> Tensor:  # pragma: no cover
+    @abstractmethod
+    def epoch_indices(self, epoch: int, generator: torch.Generator) -> Tensor:
         """Indices (int64) of the examples of 0-based `epoch`, in batch order."""
-        raise NotImplementedError

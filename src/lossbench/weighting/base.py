@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 
-class Weighting(nn.Module):
+class Weighting(nn.Module, metaclass=ABCMeta):
     """Reduces per-example losses (N,) to a scalar; `fit` sees training-set class counts once.
 
     The loop calls `on_epoch_start(epoch)` before each epoch (deferred recipes switch there) and
@@ -22,9 +23,9 @@ class Weighting(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Called with the 0-based epoch before it starts. Default: nothing to do."""
 
+    @abstractmethod
     def forward(self, losses: Tensor, targets: Tensor, logits: Tensor, features: Tensor) -> Tensor:
         """The scalar training objective."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class ClassWeighting(Weighting):
@@ -44,9 +45,9 @@ class ClassWeighting(Weighting):
         self.register_buffer("target_weights", torch.zeros(0))
         self.active = True
 
+    @abstractmethod
     def compute_weights(self, counts: Tensor) -> Tensor:
         """Un-normalised class weights (C,) from float64 counts."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def fit(self, class_counts: Sequence[int]) -> None:
         """Compute the class weights, normalised to sum to C."""
