@@ -41,6 +41,25 @@ class Dataset(ABC):
         """`build()`, then label noise (`noise.kind=none` only records that there is none)."""
         return apply_label_noise(self.build(), self.noise, self.data_seed, self.asymmetric_map)
 
+    def set_recipe(
+        self,
+        imbalance_ratio: float,
+        profile: str,
+        val_per_class: int,
+        data_seed: int,
+        noise: LabelNoise | Mapping | None,
+        test_per_class: int | None = None,
+    ) -> None:
+        """Validate and keep the long-tail split recipe and label noise every dataset shares.
+
+        `test_per_class=None` means the dataset has an official test set (nothing is cut for test).
+        """
+        validate_longtail(imbalance_ratio, profile)
+        check_split_sizes(val_per_class, test_per_class)
+        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
+        self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
+        self.set_noise(noise)
+
     def set_noise(self, noise: LabelNoise | Mapping | None) -> None:
         """Validate and keep the noise settings (raises `ValueError` for bad ones, e.g. a missing map)."""
         self.noise = LabelNoise.parse(noise)

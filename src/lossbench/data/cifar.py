@@ -12,9 +12,8 @@ import numpy as np
 import torchvision
 
 from lossbench.data.augment import RandomCropFlip
-from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
+from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.images import missing_message, normalizer
-from lossbench.data.longtail import validate_longtail
 from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP
 from lossbench.data.spec import DataSpec
 
@@ -71,17 +70,13 @@ class CIFAR(Dataset):
         noise: Mapping[str, Any] | None = None,
         selection: str = "seeded",
     ) -> None:
-        validate_longtail(imbalance_ratio, profile)
-        check_split_sizes(val_per_class)
+        self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise)
         if selection not in ("seeded", "reference"):
             raise ValueError(f"selection must be seeded or reference, got {selection!r}")
         if selection == "reference" and val_per_class:
             raise ValueError(f"selection=reference must have val_per_class=0, got {val_per_class}")
         self.selection = selection
         self.root, self.download, self.augment = Path(root), download, augment
-        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
-        self.val_per_class, self.data_seed = val_per_class, data_seed
-        self.set_noise(noise)
         if not download:  # a few stat calls: missing data fails before anything trains
             self._ensure_files()
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from sklearn.datasets import load_digits
 
-from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
-from lossbench.data.longtail import validate_longtail
+from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.spec import DataSpec
 
 
@@ -37,11 +36,7 @@ class Digits(Dataset):
         data_seed: int = 0,
         noise: Mapping[str, Any] | None = None,
     ) -> None:
-        validate_longtail(imbalance_ratio, profile)
-        check_split_sizes(val_per_class, test_per_class)
-        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
-        self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
-        self.set_noise(noise)
+        self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise, test_per_class)
 
     def build(self) -> DataSpec:
         """Load the digits and cut the splits."""

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import torchvision
 
-from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
+from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.images import missing_message, normalizer
-from lossbench.data.longtail import validate_longtail
 from lossbench.data.noise import MNIST_MAP
 from lossbench.data.spec import DataSpec
 
@@ -64,12 +63,8 @@ class MNISTLike(Dataset):
         noise: Mapping[str, Any] | None = None,
         system_dir: str = "",
     ) -> None:
-        validate_longtail(imbalance_ratio, profile)
-        check_split_sizes(val_per_class)
         self.root, self.download, self.system_dir = Path(root), download, system_dir
-        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
-        self.val_per_class, self.data_seed = val_per_class, data_seed
-        self.set_noise(noise)
+        self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise)
         if not download and not self._system_files_present():  # missing data fails before training
             self._ensure_files()
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
-from lossbench.data.longtail import validate_longtail
+from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.spec import DataSpec
 
 
@@ -44,8 +43,7 @@ class Synthetic(Dataset):
         data_seed: int = 0,
         noise: Mapping[str, Any] | None = None,
     ) -> None:
-        validate_longtail(imbalance_ratio, profile)
-        check_split_sizes(val_per_class, test_per_class)
+        self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise, test_per_class)
         if num_classes < 2 or dim < 1 or n_max < 1:
             raise ValueError(
                 f"need num_classes >= 2, dim >= 1, n_max >= 1; got {num_classes}, {dim}, {n_max}"
@@ -53,9 +51,6 @@ class Synthetic(Dataset):
         if separation < 0:
             raise ValueError(f"separation must be >= 0, got {separation}")
         self.num_classes, self.dim, self.n_max, self.separation = num_classes, dim, n_max, separation
-        self.imbalance_ratio, self.profile = float(imbalance_ratio), profile
-        self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
-        self.set_noise(noise)
 
     def build(self) -> DataSpec:
         """Draw the mixture and cut the splits."""

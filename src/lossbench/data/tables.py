@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn import datasets as skd
 
-from lossbench.data.base import Dataset, check_split_sizes, longtail_spec
+from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
 from lossbench.data.spec import DataSpec, Split
 
@@ -61,11 +61,8 @@ class SklearnTable(Dataset):
     ) -> None:
         if name not in SKLEARN:
             raise ValueError(f"unknown scikit-learn table {name!r}; valid: {', '.join(SKLEARN)}")
-        validate_longtail(imbalance_ratio, profile)
-        check_split_sizes(val_per_class, test_per_class)
-        self.name, self.imbalance_ratio, self.profile = name, float(imbalance_ratio), profile
-        self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
-        self.set_noise(noise)
+        self.name = name
+        self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise, test_per_class)
 
     def build(self) -> DataSpec:
         """Load the table, cut the splits, standardise."""
