@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections.abc import Sequence
 
 from torch import Tensor, nn
+
+
+def check_image_shape(input_shape: Sequence[int], model: str) -> None:
+    """Raise `ValueError` unless `input_shape` is (channels, height, width)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{model} needs image inputs (channels, height, width), got {list(input_shape)}")
 
 
 class Classifier(nn.Module, metaclass=ABCMeta):

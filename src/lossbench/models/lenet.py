@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lossbench.models.base import Classifier
+from lossbench.models.base import Classifier, check_image_shape
 from lossbench.models.heads import check_head, make_head
 
 
@@ -25,8 +25,7 @@ class LeNet(Classifier):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, head: str = "linear") -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ValueError(f"LeNet needs image inputs (channels, height, width), got {list(input_shape)}")
+        check_image_shape(input_shape, "LeNet")
         check_head(head)
         self.conv = nn.Sequential(
             nn.Conv2d(input_shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),

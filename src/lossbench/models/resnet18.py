@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
-from lossbench.models.base import Classifier
+from lossbench.models.base import Classifier, check_image_shape
 from lossbench.models.heads import check_head, make_head
 
 
@@ -26,10 +26,7 @@ class ResNet18(Classifier):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, head: str = "linear") -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"ResNet18 needs image inputs (channels, height, width), got {list(input_shape)}"
-            )
+        check_image_shape(input_shape, "ResNet18")
         check_head(head)
         net = resnet18(weights=None)
         net.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)

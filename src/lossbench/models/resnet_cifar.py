@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lossbench.models.base import Classifier
+from lossbench.models.base import Classifier, check_image_shape
 from lossbench.models.heads import check_head, make_head
 
 
@@ -58,10 +58,7 @@ class ResNetCifar(Classifier):
         self, input_shape: Sequence[int], num_classes: int, blocks_per_stage: int = 5, head: str = "linear"
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"ResNetCifar needs image inputs (channels, height, width), got {list(input_shape)}"
-            )
+        check_image_shape(input_shape, "ResNetCifar")
         if blocks_per_stage < 1:
             raise ValueError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
         check_head(head)
