@@ -5,7 +5,6 @@ without them, or without psycopg, the tests skip and say why.
 """
 
 import glob
-import multiprocessing as mp
 import os
 import pwd
 import shutil
@@ -22,7 +21,7 @@ from lossbench import run
 from lossbench.store.db import Store, history, runs
 from tests.conftest import small_cfg
 from tests.test_resume import stable
-from tests.test_store_concurrency import _claim_in_process
+from tests.test_store_concurrency import claim_from_processes
 
 
 def _bindir() -> Path | None:
@@ -113,14 +112,6 @@ def test_the_same_grid_gives_the_same_records_on_postgresql_as_on_sqlite(server,
 def test_concurrent_processes_claim_a_run_exactly_once_on_postgresql(server):
     url = server()
     Store(url)  # create the schema once, as the first cell of a grid would
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    assert sorted(outcomes) == [False, False, False, True]
+    assert claim_from_processes(url, 4) == [False, False, False, True]
     with Store(url).engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count(), sa.func.max(runs.c.attempt))).one() == (1, 1)

@@ -79,17 +79,22 @@ def _claim_in_process(url, barrier, results):
     barrier.wait(timeout=60)  # stay alive until every process has tried: a live owner keeps its claim
 
 
-def test_concurrent_processes_claim_a_run_exactly_once(tmp_path):
-    url = f"sqlite:///{tmp_path}/s.db"
+def claim_from_processes(url, n):
+    """`n` fresh processes claim the same run at once; their claim results, sorted."""
     ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(6), ctx.Queue()
-    procs = [ctx.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(6)]
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(n)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
-    assert sorted(outcomes) == [False] * 5 + [True]
+    return sorted(outcomes)
+
+
+def test_concurrent_processes_claim_a_run_exactly_once(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert claim_from_processes(url, 6) == [False] * 5 + [True]
     with sqlite3.connect(f"{tmp_path}/s.db") as conn:
         assert conn.execute("select count(*), max(attempt) from runs").fetchone() == (1, 1)
 
