@@ -45,6 +45,8 @@ class MNISTLike(Dataset):
         data_seed: Seed of the long-tail draw, the validation split and the label noise.
         noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
         system_dir: Folder with the original `*-ubyte.gz` files to unpack from (empty string: none).
+        n_max: Training images of the head class (None: every image left after validation); a
+            smaller value subsamples the training split (CPU-scale runs), the test set stays whole.
     """
 
     name = "mnist"
@@ -62,8 +64,11 @@ class MNISTLike(Dataset):
         data_seed: int = 0,
         noise: Mapping[str, Any] | None = None,
         system_dir: str = "",
+        n_max: int | None = None,
     ) -> None:
-        self.root, self.download, self.system_dir = Path(root), download, system_dir
+        if n_max is not None and n_max < 1:
+            raise ValueError(f"n_max must be >= 1 (or null for every image), got {n_max}")
+        self.root, self.download, self.system_dir, self.n_max = Path(root), download, system_dir, n_max
         self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise)
         if not download and not self._system_files_present():  # missing data fails before training
             self._ensure_files()
@@ -124,6 +129,7 @@ class MNISTLike(Dataset):
             profile=self.profile,
             val_per_class=self.val_per_class,
             data_seed=self.data_seed,
+            n_max=self.n_max,
             test=self._read(train=False),
             transform=normalizer(self.mean, self.std),
         )

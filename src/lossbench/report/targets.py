@@ -1,10 +1,13 @@
 """Reproduction targets: published numbers joined against our runs (ours beside theirs, with the delta).
 
 A targets file is YAML: top-level `paper`, `table`, `metric`, `selection`, `unit` (`percent` or
-`fraction`) and `setting` are defaults that each entry of `targets` may override; an entry names the
-method (`{loss: ldam, weighting: drw}`) and the published `value`. `setting`/`method` keys are run
-labels (`dataset`, `loss`, ...) or dotted keys of the resolved config (`dataset.imbalance_ratio`).
-The bundled `targets/ldam_drw.yaml` holds Cao et al. (2019), Table 2.
+`fraction`), `checked` (`paper`: read in the paper's own text; `secondary`: only in another source,
+such as the authors' README or a leaderboard), `source` and `setting` are defaults that each entry of
+`targets` may override; an entry names the method (`{loss: ldam, weighting: drw}`) and the published
+`value`. `setting`/`method` keys are what runs record: run labels (`dataset`, `loss`, `sampler`,
+`stage2`, ...; the config option's name, e.g. `cifar10`) or dotted keys of the resolved config
+(`dataset.imbalance_ratio`, `loss.gamma`). A key that no run records matches nothing, and `compare`
+says which key and value found no run. One bundled file per paper in `targets/`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import yaml
 from lossbench.report.tables import PERCENT, SELECTIONS, metric_column, t_halfwidth
 
 BUNDLED = Path(__file__).parent / "targets"
-FIELDS = ("paper", "table", "metric", "selection", "unit")
+FIELDS = ("paper", "table", "metric", "selection", "unit", "checked", "source")
+CHECKED = ("paper", "secondary")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Target:
     unit: str
     value: float
     match: dict[str, Any]
+    checked: str = "unknown"  # paper | secondary | unknown (the file does not say)
+    source: str = ""  # where the value was read
 
 
 def read_targets(path: str | Path) -> list[Target]:
@@ -57,10 +63,14 @@ def read_targets(path: str | Path) -> list[Target]:
         unit = merged.get("unit") or "fraction"
         if unit not in ("percent", "fraction"):
             raise ValueError(f"{file}: target {i}: unit must be percent or fraction, got {unit!r}")
+        checked = merged.get("checked") or "unknown"
+        if merged.get("checked") is not None and checked not in CHECKED:
+            raise ValueError(f"{file}: target {i}: checked must be paper or secondary, got {checked!r}")
         match = {**(entry.get("setting") or doc.get("setting") or {}), **entry["method"]}
         out.append(Target(str(merged.get("paper") or ""), str(merged.get("table") or ""),
                           str(entry.get("name") or "/".join(map(str, entry["method"].values()))),
-                          merged["metric"], merged["selection"], unit, float(merged["value"]), match))  # fmt: skip
+                          merged["metric"], merged["selection"], unit, float(merged["value"]), match,
+                          checked, str(merged.get("source") or "")))  # fmt: skip
     return out
 
 
@@ -76,11 +86,23 @@ def _equal(series: pd.Series, value: Any) -> pd.Series:
     return series.astype(str) == str(value)
 
 
+def _unmatched(runs: pd.DataFrame, match: dict[str, Any]) -> str:
+    """Why no run matches: the first `key=value` of `match` that no run records, with what runs do record."""
+    for key, value in match.items():
+        if key not in runs.columns:
+            return f"no run records {key}"
+        if not _equal(runs[key], value).any():
+            seen = ", ".join(sorted(map(str, runs[key].dropna().unique()))[:5])
+            return f"no run has {key}={value} (recorded: {seen or 'nothing'})"
+    return "no run matches all keys together"
+
+
 def compare(runs: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
     """Ours beside theirs: mean/std/n over the matching runs' seeds, the delta and the CI check.
 
     `inside_ci` is `yes` when the published value lies in our mean's 95 % t-interval (`ci95` is its half-width), `no` when it
-    does not, and `n/a` with fewer than two seeds (or no matching run, then `ours` is empty).
+    does not, and `n/a` with fewer than two seeds (or no matching run, then `ours` is empty and
+    `note` names the key and value that no run records). `checked` says where the value was read.
     """
     rows = []
     for t in targets:
@@ -98,7 +120,8 @@ def compare(runs: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
             "method": t.name,
             "setting": ", ".join(f"{k}={v}" for k, v in t.match.items()),
             "metric": f"{t.selection}/{t.metric}", "published": t.value, "ours": mean, "std": std, "n": n,
-            "ci95": half, "delta": mean - t.value, "inside_ci": inside,
+            "ci95": half, "delta": mean - t.value, "inside_ci": inside, "checked": t.checked,
+            "note": "" if n else _unmatched(runs.loc[runs[column].notna()] if column in runs.columns else runs, t.match),
         })  # fmt: skip
     return pd.DataFrame(rows)
 

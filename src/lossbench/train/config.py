@@ -12,8 +12,10 @@ class TrainerConfig:
 
     The learning rate follows the epoch (as in the LDAM-DRW reference): linear warm-up
     `lr * (epoch + 1) / warmup_epochs` for the first `warmup_epochs`, then `schedule`:
-    ``"cosine"`` (to 0 at the last epoch), ``"step"`` (`lr * lr_factors[i]` from epoch
+    ``"cosine"`` (to `lr_min` at the last epoch), ``"step"`` (`lr * lr_factors[i]` from epoch
     `lr_milestones[i]` on; factors are absolute multipliers of the base lr) or ``"constant"``.
+    `grad_clip` > 0 rescales the gradient of all parameters to at most that global L2 norm before
+    each step (`torch.nn.utils.clip_grad_norm_`, Ma et al. 2020's `grad_bound`); 0 leaves it alone.
     """
 
     epochs: int = 30
@@ -24,6 +26,7 @@ class TrainerConfig:
     weight_decay: float = 5e-4
     warmup_epochs: int = 0
     schedule: str = "cosine"  # cosine | step | constant
+    lr_min: float = 0.0  # the rate cosine anneals to (absolute, like CosineAnnealingLR's eta_min)
     lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where a step factor starts
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
@@ -36,6 +39,7 @@ class TrainerConfig:
     deterministic: bool = True
     progress: bool = True  # per-epoch progress bar (only shown on a terminal)
     checkpoint_every: int = 0  # save a resumable checkpoint every N epochs (0 = off)
+    grad_clip: float = 0.0  # max global gradient L2 norm per step (0 = no clipping)
 
     def __post_init__(self) -> None:
         """Check values that would otherwise fail mid-training."""
@@ -54,6 +58,10 @@ class TrainerConfig:
             problems.append(f"schedule must be cosine, step or constant, got {self.schedule!r}")
         if len(self.lr_milestones) != len(self.lr_factors):
             problems.append("lr_milestones and lr_factors must have the same length")
+        if self.grad_clip < 0:
+            problems.append(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if not 0 <= self.lr_min <= self.lr:
+            problems.append(f"lr_min must be in [0, lr], got {self.lr_min}")
         if self.checkpoint_every < 0:
             problems.append(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.warmup_epochs < 0 or self.eval_every < 1:
@@ -74,7 +82,8 @@ class TrainerConfig:
             return (epoch + 1) / self.warmup_epochs
         if self.schedule == "cosine":
             span = max(1, self.epochs - self.warmup_epochs)
-            return 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
+            floor = self.lr_min / self.lr
+            return floor + (1 - floor) * 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
         if self.schedule == "step":
             factor = 1.0
             for milestone, f in zip(self.lr_milestones, self.lr_factors, strict=True):

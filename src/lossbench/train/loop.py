@@ -138,6 +138,8 @@ def fit(
             objective = weighting(loss(logits, yb), yb, logits, feats)
             opt.zero_grad(set_to_none=True)
             objective.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             total += objective.detach() * len(idx)
         train_loss = float(total) / max(1, len(order))
