@@ -46,7 +46,9 @@ def paired_vs_baseline(
         higher_is_better: Direction used for the `better` column.
 
     Returns:
-        One row per block x method: `n` paired seeds, `diff` (mean of method - baseline), `p`,
+        One row per block x method: `n` paired seeds, `diff` (mean of method - baseline), `d_z`
+        (the paired effect size mean(diff) / std(diff), ddof 1; NaN with fewer than 2 pairs or
+        constant differences), `p`,
         `p_holm` (Holm over the methods of the block, statsmodels `multipletests`) and `better`
         (`yes`/`no` where Holm p < 0.05, `~` otherwise, `n/a` where the test is undefined: fewer
         than 2 paired seeds, or a t-test on differences that are all equal).
@@ -78,8 +80,10 @@ def paired_vs_baseline(
                         else stats.wilcoxon(d)
                     )
                 p = float(result.pvalue)
+            spread = float(d.std(ddof=1)) if len(d) >= 2 else np.nan
             rows_.append({block: value, "method": method, "baseline": baseline, "n": len(d),
-                          "diff": float(d.mean()) if len(d) else np.nan, "p": p})  # fmt: skip
+                          "diff": float(d.mean()) if len(d) else np.nan,
+                          "d_z": float(d.mean()) / spread if spread > 0 else np.nan, "p": p})  # fmt: skip
         tested = [r for r in rows_ if not np.isnan(r["p"])]
         if tested:
             holm = multipletests([r["p"] for r in tested], alpha=0.05, method="holm")[1]
@@ -90,7 +94,7 @@ def paired_vs_baseline(
             improves = (r["diff"] > 0) == higher_is_better
             r["better"] = "n/a" if np.isnan(ph) else ("yes" if improves else "no") if ph < 0.05 else "~"
         out += rows_
-    columns = [block, "method", "baseline", "n", "diff", "p", "p_holm", "better"]
+    columns = [block, "method", "baseline", "n", "diff", "d_z", "p", "p_holm", "better"]
     return pd.DataFrame(out, columns=columns)
 
 

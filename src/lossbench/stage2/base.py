@@ -83,6 +83,7 @@ def evaluate_splits(
                         many_threshold=trainer.many_threshold, few_threshold=trainer.few_threshold, ece_bins=trainer.ece_bins,
                         logit_scale=logit_scale)
         for split in splits
+        if len(getattr(data, split))  # paper protocols without a validation split (val_per_class=0)
     }  # fmt: skip
 
 

@@ -40,6 +40,7 @@ class TrainerConfig:
     progress: bool = True  # per-epoch progress bar (only shown on a terminal)
     checkpoint_every: int = 0  # save a resumable checkpoint every N epochs (0 = off)
     grad_clip: float = 0.0  # max global gradient L2 norm per step (0 = no clipping)
+    max_steps: int = 0  # optimizer steps per epoch at most (0 = the whole epoch); smoke tests of big grids
 
     def __post_init__(self) -> None:
         """Check values that would otherwise fail mid-training."""
@@ -58,6 +59,8 @@ class TrainerConfig:
             problems.append(f"schedule must be cosine, step or constant, got {self.schedule!r}")
         if len(self.lr_milestones) != len(self.lr_factors):
             problems.append("lr_milestones and lr_factors must have the same length")
+        if self.max_steps < 0:
+            problems.append(f"max_steps must be >= 0 (0 = whole epochs), got {self.max_steps}")
         if self.grad_clip < 0:
             problems.append(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         if not 0 <= self.lr_min <= self.lr:

@@ -127,6 +127,8 @@ def fit(
         weighting.on_epoch_start(epoch)
         model.train()
         order = sampler.epoch_indices(epoch, generator).to(device)
+        if cfg.max_steps:  # smoke runs of paper-sized grids: the first max_steps batches only
+            order = order[: cfg.max_steps * cfg.batch_size]
         total = torch.zeros((), device=device)
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
