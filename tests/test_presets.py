@@ -29,7 +29,9 @@ PRESETS = [p for p in options("experiment")]
 # what a preset's smoke run may skip (values replace the preset's own sweep values); a list = several passes
 PASSES: dict[str, list[dict[str, str]]] = {
     "demo": [{"dataset": "digits", "seed": "0"}],
-    "ldam_drw": [{"dataset.profile": "exp"}],
+    "ldam_drw": [{"dataset.profile": "exp", "recipe": "erm,cb_rs,ldam_drw"},  # the target rows, then every other row once
+                 {"dataset": "cifar10", "dataset.profile": "step", "dataset.imbalance_ratio": "10",
+                  "recipe": "focal_g1,ldam,cb_rw,cb_focal"}],
     "class_balanced": [{"dataset.imbalance_ratio": "10"}],
     "balanced_softmax": [{"dataset.imbalance_ratio": "200"}],
     **{name: [{"dataset.noise.rate": "0.4"}] for name in PRESETS if name.startswith("label_noise_") and "cpu" not in name},
@@ -89,7 +91,7 @@ def cells(name: str) -> list[list[str]]:
 def smoke_overrides(name: str, url: str, root: Path) -> list[str]:
     cfg = compose([f"experiment={name}"])
     extra = [o for o in SMOKE if not o.startswith("model.blocks") or "blocks_per_stage" in cfg.model]
-    if "n_max" in cfg.dataset:
+    if cfg.dataset.get("n_max") is not None:
         extra += ["dataset.n_max=100", "dataset.system_dir="]  # the written files, never the system copy
     if cfg.model._target_.endswith("ResNet18"):
         extra += ["model=resnet32", "model.blocks_per_stage=1"]  # same recipe, a network that runs in seconds
@@ -133,12 +135,16 @@ def test_every_preset_names_its_protocol_and_is_a_multirun():
 def test_cli_multirun_and_report_with_targets(data_root, tmp_path):
     """The acceptance commands: `lossbench run -m experiment=... trainer=smoke`, then the targets report."""
     url = f"sqlite:///{tmp_path}/la.db"
-    done = lossbench("run", "-m", "experiment=logit_adjustment", *smoke_overrides("logit_adjustment", url, data_root),
+    done = lossbench("run", "-m", "experiment=logit_adjustment", "dataset=cifar10",
+                     *smoke_overrides("logit_adjustment", url, data_root),
                      f"hydra.sweep.dir={tmp_path}/multirun")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = lossbench("report", "--store", url, "--targets", "logit_adjustment", "--select", "last")
     assert report.returncode == 0, report.stderr
-    assert "Post-hoc LA" in report.stdout and "no run" not in report.stdout
+    assert "Post-hoc LA" in report.stdout and "0.7732" in report.stdout  # ours beside the published value
+    assert (
+        "no run has dataset=cifar100 (recorded: cifar10)" in report.stdout
+    )  # rows this run left out say why
 
 
 def test_unmatched_target_says_which_recorded_value_it_missed(data_root, tmp_path):
