@@ -83,7 +83,9 @@ def _option_of(group: str, node: DictConfig) -> str:
         yaml = OmegaConf.load(path)
         if yaml.get("_target_") != node.get("_target_"):
             continue
-        plain = [k for k in yaml if not str(k).startswith("_") and not OmegaConf.is_interpolation(yaml, str(k))]
+        plain = [
+            k for k in yaml if not str(k).startswith("_") and not OmegaConf.is_interpolation(yaml, str(k))
+        ]
         if all(k in node and node[k] == yaml[k] for k in plain):
             matches.append(path.stem)
     return matches[0] if len(matches) == 1 else str(node._target_).rsplit(".", 1)[-1]
