@@ -127,7 +127,6 @@ def regression_spec(
     std = np.where(x[tr].std(axis=0) > 0, x[tr].std(axis=0), 1.0)
     y_mean, y_std = (float(y[tr].mean()), float(y[tr].std())) if standardize_target else (0.0, 1.0)
     y_std = y_std if y_std > 0 else 1.0
-    counts = np.bincount(bins[tr], minlength=len(edges) - 1).tolist()
 
     def split(xs: np.ndarray, ys: np.ndarray) -> Split:
         return Split(
@@ -136,6 +135,10 @@ def regression_spec(
         )
 
     test_x, test_y = test if test is not None else (x[split_idx["test"]], y[split_idx["test"]])
+    train = split(x[tr], y[tr])
+    # counted with the task's own binning of the stored (float32, standardised) targets, so the counts
+    # agree with `task.groups` even for targets that sit exactly on an edge
+    counts = task_counts(tuple((edges - y_mean) / y_std), train.y)
     meta = {
         "bin_edges": edges.tolist(),
         "bin_counts": counts,
@@ -148,13 +151,19 @@ def regression_spec(
     task = RegressionTask(tuple((edges - y_mean) / y_std), tuple(counts), many_threshold, few_threshold)
     return DataSpec(
         name=name,
-        train=split(x[tr], y[tr]),
+        train=train,
         val=split(x[split_idx["val"]], y[split_idx["val"]]),
         test=split(test_x, test_y),
         task=task,
         input_shape=(x.shape[1],),
         meta=meta,
     )
+
+
+def task_counts(edges: tuple[float, ...], targets: torch.Tensor) -> list[int]:
+    """Training examples per bin, binned exactly as `RegressionTask.groups` bins them."""
+    probe = RegressionTask(edges, (len(targets),) + (0,) * (len(edges) - 2), 0, 0)
+    return torch.bincount(probe.groups(targets), minlength=len(edges) - 1).tolist()
 
 
 def check_regression_recipe(
@@ -313,11 +322,11 @@ class SyntheticRegression(Dataset):
         y_val, y_test = (rng.uniform(self.low, self.high, self.n_eval) for _ in range(2))
         x_train, x_val, x_test = inputs(x), inputs(y_val), inputs(y_test)
         edges = np.linspace(self.low, self.high, self.num_bins + 1)
-        bins = np.searchsorted(edges[1:-1], y, side="right")
-        counts = np.bincount(bins, minlength=self.num_bins).tolist()
 
         def split(xs: np.ndarray, ys: np.ndarray) -> Split:
             return Split(torch.as_tensor(xs), torch.as_tensor(ys, dtype=torch.float32))
+
+        counts = task_counts(tuple(edges), split(x_train, y).y)
 
         meta = {"bin_edges": edges.tolist(), "bin_counts": counts, "data_seed": self.data_seed,
                 "sizes": {"train": self.n_train, "val": self.n_eval, "test": self.n_eval}}  # fmt: skip
