@@ -10,6 +10,7 @@ from lossbench import run
 from lossbench.config import compose, compose_with_hydra
 from lossbench.store.db import Store, runs
 from lossbench.train.config import TrainerConfig
+from lossbench.tasks.base import prepare
 from lossbench.train.loop import fit
 from tests.conftest import small_cfg
 
@@ -62,8 +63,7 @@ def test_grad_clip_bounds_the_step_and_max_steps_bounds_the_epoch():
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
     before = [p.detach().clone() for p in model.parameters()]
-    parts.loss.fit(list(data.class_counts)), parts.weighting.fit(list(data.class_counts))
-    parts.sampler.fit(data.train.y, data.num_classes)
+    prepare(data.task, data.train.y, parts.loss, parts.weighting, parts.sampler, parts.stage2)
     trainer = dataclasses.replace(parts.trainer, epochs=1, max_steps=1)
     fit(model, parts.loss, parts.weighting, parts.sampler, data, trainer, seed=0)
     moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before, strict=True)])
