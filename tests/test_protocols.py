@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 from lossbench import run
 from lossbench.config import compose, compose_with_hydra
 from lossbench.store.db import Store, runs
-from lossbench.train.config import TrainerConfig
 from lossbench.tasks.base import prepare
+from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import fit
 from tests.conftest import small_cfg
 
