@@ -29,6 +29,7 @@ PRESETS = [p for p in options("experiment")]
 # what a preset's smoke run may skip (values replace the preset's own sweep values); a list = several passes
 PASSES: dict[str, list[dict[str, str]]] = {
     "demo": [{"dataset": "digits", "seed": "0"}],
+    "imbalanced_regression": [{"seed": "0"}],
     "ldam_drw": [{"dataset.profile": "exp", "recipe": "erm,cb_rs,ldam_drw"},  # the target rows, then every other row once
                  {"dataset": "cifar10", "dataset.profile": "step", "dataset.imbalance_ratio": "10",
                   "recipe": "focal_g1,ldam,cb_rw,cb_focal"}],
