@@ -67,3 +67,25 @@ def test_resnet18_cifar_stem_and_lenet_on_32x32():
 def test_image_models_reject_flat_inputs(name):
     with pytest.raises(Exception, match="image inputs"):
         instantiate(compose([f"model={name}"]).model, input_shape=[64], num_classes=3)
+
+
+def test_apl_cnns_have_the_reference_layers():
+    """Ma et al.'s `ToyModel`: MNIST 32/64 convs -> fc 128 on 64 x 7 x 7; CIFAR-10 64/128/196 -> fc 256 on 196 x 4 x 4."""
+    mnist = instantiate(compose(["model=apl_cnn_mnist"]).model, input_shape=[1, 28, 28], num_classes=10)
+    convs = [m.out_channels for m in mnist.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [32, 64] and mnist.fc[0].in_features == 64 * 7 * 7 and mnist.fc[0].out_features == 128
+    assert isinstance(mnist.fc[1], nn.BatchNorm1d) and mnist(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    cifar = instantiate(compose(["model=apl_cnn_cifar10"]).model, input_shape=[3, 32, 32], num_classes=10)
+    convs = [m.out_channels for m in cifar.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [64, 64, 128, 128, 196, 196] and cifar.fc[0].in_features == 196 * 4 * 4
+
+
+def test_bottleneck_resnet32_differs_from_ldam_resnet32_as_documented():
+    """Menon et al.'s ResNet-32: 1x1-3x3-1x1 blocks, projection shortcut on each stage's first block, final BN."""
+    from lossbench.models.resnet_bottleneck import Bottleneck
+
+    model = instantiate(compose(["model=resnet32_bottleneck"]).model, input_shape=[3, 32, 32], num_classes=10)
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 15 and [isinstance(b.shortcut, nn.Sequential) for b in blocks].count(True) == 3
+    assert isinstance(model.blocks[-1], nn.BatchNorm2d) and model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert model.stem(torch.zeros(1, 3, 32, 32)).shape[-1] == 36  # zero-pad 3 (38), unpadded 3x3 conv

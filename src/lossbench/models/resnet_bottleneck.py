@@ -42,7 +42,7 @@ class BottleneckResNetCifar(Classifier):
     What differs from LDAM-DRW's ResNet-32 (`resnet32`, `ResNetCifar`): bottleneck blocks (1x1, 3x3,
     1x1; 16/32/64 channels, no expansion) instead of two 3x3 convs; a projection shortcut (1x1 conv +
     BN) on every stage's first block, including the stride-1 first stage, instead of option A
-    (zero-padding); the stem zero-pads 3 pixels and applies an unpadded 3x3 conv (34x34 maps, not
+    (zero-padding); the stem zero-pads 3 pixels and applies an unpadded 3x3 conv (36x36 maps, not
     32x32); a final BatchNorm before global average pooling; He-normal conv weights and N(0, 0.01)
     classifier weights. The reference's Keras L2 penalty of 1e-4 on every kernel and on the classifier
     bias equals SGD weight decay 2e-4 (the gradient of 1e-4 * ||w||^2); set it in the trainer (ours
