@@ -172,10 +172,17 @@ def cmd_status(ns: argparse.Namespace) -> None:
     """Print run counts per status and the failures' one-line errors."""
     import sqlalchemy as sa
 
-    from lossbench.store.db import Store, runs
+    from lossbench.store.db import Store, StoreError, runs
 
     url = ns.store or default_store_url()
-    store = Store(url)
+    try:
+        store = Store.reader(url)
+        problem = store.integrity_problem()
+    except (StoreError, sa.exc.SQLAlchemyError) as exc:
+        _fail(str(exc).splitlines()[0], code=1)
+    if problem is not None:
+        _fail(f"store {url} is corrupted (PRAGMA quick_check: {problem}); restore it from a backup "
+              "or salvage it with `sqlite3 FILE .recover`", code=1)  # fmt: skip
     counts = store.counts()
     stale = store.stale_runs()
     with store.engine.connect() as conn:
@@ -225,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="options of each config group", description="Options of the config groups."
     )
     lst.add_argument("group", nargs="?", help="one group (default: all)")
-    st = sub.add_parser("status", help="counts of completed/running/failed/diverged runs in the store")
+    st = sub.add_parser(
+        "status",
+        help="counts of completed/running/failed/diverged runs in the store",
+        description="Counts of runs per status in the store, the one-line error of each failed or diverged "
+        "run, and `running` runs whose process is gone (rerunning their grid takes them over). Opens the "
+        "store read-only and checks its integrity (SQLite's PRAGMA quick_check); exits 1 if it is corrupted.",
+    )
     st.add_argument("--store", help="SQLAlchemy URL (default: the configured store)")
     st.add_argument("--format", default="text", choices=["text", "json"])
     return parser

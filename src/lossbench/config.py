@@ -15,12 +15,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lossbench.groups import COMPONENT_GROUPS, GROUPS  # noqa: F401  (re-exported)
 from lossbench.store.config import StoreConfig
 from lossbench.train.config import TrainerConfig
 
 CONFIG_DIR = Path(os.environ.get("LOSSBENCH_CONFIG_DIR") or Path(__file__).resolve().parents[2] / "configs")
-# The groups a user combines (`lossbench list` shows these).
-GROUPS = ("dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer", "store", "logger", "experiment", "sweep")  # fmt: skip
 
 
 def register_configs() -> None:

@@ -181,7 +181,9 @@ def _write_html(
     out_dir = Path(ns.out or "results/report")
     details = load_details(url, list(runs["run_id"]))
     figures = make_figures(url, runs, details, ns.select, metric, out_dir, friedman)
-    labels = ["experiment", "dataset", "model", "loss", "weighting", "sampler"]
+    from lossbench.groups import RUN_LABELS
+
+    labels = [k for k in RUN_LABELS if k != "trainer"]
     title = f"lossbench report{f': {ns.experiment}' if ns.experiment else ''}"
     path = write_report(out_dir, title, [("Results", table), *sections], figures, notes,
                         provenance(details, labels), url)  # fmt: skip

@@ -9,21 +9,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from lossbench.store.db import history, make_engine, runs
+from lossbench.groups import LABEL_COLUMNS
+from lossbench.store.db import Store, history, runs
 
-LABELS = [
-    "run_id",
-    "variant",
-    "status",
-    "experiment",
-    "dataset",
-    "model",
-    "loss",
-    "weighting",
-    "sampler",
-    "trainer",
-    "seed",
-]
+LABELS = ["run_id", "variant", "status", *LABEL_COLUMNS, "seed"]
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -56,7 +45,7 @@ def load_runs(
         experiment: Keep only runs of this experiment config (`experiment=NAME`).
         config_keys: Dotted keys of the resolved config added as columns (`dataset.imbalance_ratio`).
     """
-    engine = make_engine(url)
+    engine = Store.reader(url).engine  # read-only: never creates, migrates or writes
     query = sa.select(
         *[runs.c[c] for c in LABELS],
         runs.c.metrics,
@@ -96,7 +85,7 @@ def load_runs(
 
 def load_details(url: str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Everything the store holds about `run_ids` (config, data_meta, environment, all metrics, lists included)."""
-    engine = make_engine(url)
+    engine = Store.reader(url).engine  # read-only: never creates, migrates or writes
     cols = ["run_id", "labels", "config", "metrics", "data_meta", "environment", "started_at", "duration_s"]
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -117,7 +106,7 @@ def load_details(url: str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 def load_history(url: str, run_ids: Sequence[str]) -> pd.DataFrame:
     """Per-epoch rows (`run_id`, `epoch`, `train/loss`, `val/acc`, ...) of `run_ids`, in epoch order."""
-    engine = make_engine(url)
+    engine = Store.reader(url).engine  # read-only: never creates, migrates or writes
     records: list[dict[str, Any]] = []
     try:
         with engine.connect() as conn:
