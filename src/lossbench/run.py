@@ -6,22 +6,30 @@ multirun runs in this one process, so torch is imported once and each dataset is
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
+import sqlalchemy as sa
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.config import CONFIG_DIR
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
-from lossbench.store.db import ClaimLost, Store
+from lossbench.groups import COMPONENT_GROUPS
+from lossbench.identity import check_seed
+from lossbench.store.db import ClaimLost, Store, StoreError, sqlite_file
 from lossbench.store.record import RunRecord
 from lossbench.train.checkpoint import remove_checkpoints
 from lossbench.train.config import TrainerConfig
@@ -43,28 +51,154 @@ class Session:
 SESSION = Session()
 
 
+class Stop(BaseException):  # noqa: N818  (not an error: the one way out of a grid that must end now)
+    """End the whole `lossbench run` now (a store that cannot be written, Ctrl-C, SIGTERM).
+
+    A `BaseException`, so neither a cell's own handling nor Hydra's job runner swallows it; the
+    command line catches it, marks the runs this process holds as `status`, prints the grid summary
+    and exits with `code` and the one-line `message`.
+    """
+
+    def __init__(self, message: str, code: int = 1, status: str = "failed") -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
 @dataclass
 class Components:
-    """Everything a run needs, instantiated (and so validated) before any data is loaded."""
+    """Everything a run needs, instantiated (and so validated) before it trains."""
 
     dataset: Dataset
+    model: Any
     loss: Any
     weighting: Any
     sampler: Any
     stage2: Any
     trainer: TrainerConfig
+    seed: int
 
 
-def build_components(cfg: DictConfig) -> Components:
-    """Instantiate the cheap components; invalid parameters raise here, before any training."""
+def _one_line(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+def check_parameter_types(group: str, node: DictConfig) -> None:
+    """`ValueError` for a component parameter whose value cannot be of its annotated type.
+
+    The constructor's annotations are its schema: `loss.gamma=abc` fails here, naming the parameter,
+    rather than deep inside the constructor with a message about `str` and `int`.
+    """
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(target, str):
+        return
+    try:
+        obj = get_object(target)
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:  # noqa: BLE001  (an unimportable target fails at instantiation, with its own message)
+        return
+    values = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(values, dict)
+    for key, value in values.items():
+        expected = hints.get(str(key))
+        if expected is None or str(key).startswith("_"):
+            continue
+        union = typing.get_origin(expected) in (typing.Union, types.UnionType)
+        kinds = set(typing.get_args(expected)) if union else {expected}
+        if value is None and type(None) in kinds:
+            continue
+        if kinds & {float} and (isinstance(value, int | float) and not isinstance(value, bool)):
+            continue
+        if kinds & {int} and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if kinds & {bool} and isinstance(value, bool):
+            continue
+        if kinds & {str} and isinstance(value, str):
+            continue
+        if not kinds & {float, int, bool, str}:
+            continue  # lists, mappings, nested configs: the constructor checks them
+        want = "a number" if kinds & {float} else "an integer" if kinds & {int} else kinds.pop().__name__
+        raise ValueError(f"{group}.{key} must be {want}, got {value!r}; e.g. {group}.{key}=1")
+
+
+def _check_schedules(cfg: DictConfig, trainer: TrainerConfig) -> None:
+    """A component's `start_epoch` (DRW, DRS, IB) must be an epoch this training reaches."""
+    for group in COMPONENT_GROUPS:
+        node = cfg.get(group)
+        start = node.get("start_epoch") if isinstance(node, DictConfig) else None
+        if isinstance(start, int) and start >= trainer.epochs:
+            raise ValueError(
+                f"{group}.start_epoch={start} is never reached with trainer.epochs={trainer.epochs} (epochs "
+                f"are 0-based); use {group}.start_epoch < {trainer.epochs} or more trainer.epochs"
+            )
+
+
+def build_components(
+    cfg: DictConfig, cache: dict[tuple[str, str], Any] | None = None, load: bool = True
+) -> Components:
+    """Instantiate and check every component of a cell: the one preflight, shared by `run` and the CLI.
+
+    Raises `ValueError` with a one-line message naming the group and the fix on the first problem:
+    the seed, the trainer (device included), each component's parameters (types first), schedules
+    beyond the last epoch, and the model built on the dataset's shapes. Those come from
+    `Dataset.shapes()` when a dataset knows them without reading its files (the large image sets);
+    otherwise the data is loaded into `SESSION`'s cache, which the run itself then reuses, so
+    nothing is loaded twice in one process (and small datasets' split sizes are checked too).
+    `cache` (the CLI's preflight over a grid) keeps components already built for an identical node.
+    With `load=False` the model is built only when the shapes are known without loading.
+    """
+    seed = check_seed(cfg.seed)
+    try:
+        trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid trainer: {exc}") from exc
+    try:
+        resolve_device(trainer.device)
+    except (RuntimeError, ValueError) as exc:
+        if "CUDA" in str(exc):
+            raise ValueError(str(exc)) from exc
+        raise ValueError(
+            f"trainer.device={trainer.device!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from exc
+    _check_schedules(cfg, trainer)
+    cache = {} if cache is None else cache
+    built: dict[str, Any] = {}
+    for group in [g for g in COMPONENT_GROUPS if g != "model"]:
+        built[group] = _build(cfg, group, cache)
+    shapes = built["dataset"].shapes()
+    if shapes is None and load:
+        data = load_data(cfg, built["dataset"])
+        shapes = (tuple(data.input_shape), data.num_classes)
+    if shapes is not None:
+        seed_everything(seed)  # the model's initialisation depends on the seed alone
+        built["model"] = _build(
+            cfg,
+            "model",
+            cache if cache is not None else {},
+            input_shape=list(shapes[0]),
+            num_classes=shapes[1],
+        )
     return Components(
-        dataset=instantiate(cfg.dataset, _convert_="all"),
-        loss=instantiate(cfg.loss, _convert_="all"),
-        weighting=instantiate(cfg.weighting, _convert_="all"),
-        sampler=instantiate(cfg.sampler, _convert_="all"),
-        stage2=instantiate(cfg.stage2, _convert_="all"),
-        trainer=TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),  # type: ignore[arg-type]
+        trainer=trainer, seed=seed, model=built.get("model"), **{g: built[g] for g in built if g != "model"}
     )
+
+
+def _build(cfg: DictConfig, group: str, cache: dict[tuple[str, str], Any], **extra: Any) -> Any:
+    """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group."""
+    key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
+    if key in cache and group != "model":
+        return cache[key]
+    try:
+        check_parameter_types(group, cfg[group])
+        obj = instantiate(cfg[group], _convert_="all", **extra)
+    except ValueError as exc:
+        raise ValueError(f"invalid {group}: {_one_line(exc)}") from exc
+    except Exception as exc:  # a constructor's TypeError, ImportError, ...: the component's own words
+        raise ValueError(f"invalid {group}: {_one_line(exc)}") from exc
+    if group != "model":  # models hold the seeded initialisation: each run builds its own
+        cache[key] = obj
+    return obj
 
 
 def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
@@ -75,18 +209,24 @@ def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
     return SESSION.data[key]
 
 
-def get_store(cfg: DictConfig) -> Store:
-    """The store for `cfg.store`, opened once per process per URL."""
-    url = str(cfg.store.url)
+def get_store(url: str, node: DictConfig) -> Store:
+    """The store at `url` (config `node`) opened for writing, once per process per URL.
+
+    Opening refuses a foreign or corrupted database before anything is written (`StoreError`); a
+    store it creates is announced on stderr, so a mistyped path does not go unnoticed.
+    """
     if url not in SESSION.stores:
-        SESSION.stores[url] = instantiate(cfg.store)
+        store = instantiate(node)
+        if store.created and sqlite_file(url) is not None:
+            print(f"lossbench: created a new store at {sqlite_file(url)}", file=sys.stderr)
+        SESSION.stores[url] = store
     return SESSION.stores[url]
 
 
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     """Train and evaluate one cell; write its record. Returns its status (or `skipped`)."""
     components = build_components(cfg)
-    store = get_store(cfg)
+    store = get_store(str(cfg.store.url), cfg.store)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
     title = (
         " ".join(f"{k}={v}" for k, v in record.labels.items() if v and k != "trainer")
@@ -117,8 +257,7 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     try:
         data = load_data(cfg, components.dataset)
         meta = dict(data.meta)
-        seed_everything(int(cfg.seed))
-        model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
+        model = components.model
         components.loss.fit(list(data.class_counts))
         components.weighting.fit(list(data.class_counts))
         components.sampler.fit(data.train.y, data.num_classes)
@@ -126,13 +265,13 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
             sink.start(record.run_id, record.config, record.labels)
         result = fit(
             model, components.loss, components.weighting, components.sampler, data, components.trainer,
-            seed=int(cfg.seed), on_epoch_end=on_epoch_end, checkpoint_dir=ckpt,
+            seed=components.seed, on_epoch_end=on_epoch_end, checkpoint_dir=ckpt,
         )  # fmt: skip
         if result.resumed_from is not None:
             env["resumed_from_epoch"] = result.resumed_from
             log.info("resumed %s from its checkpoint after epoch %d", title, result.resumed_from)
         # stage 2 (cRT, tau-norm, ...): changes `model` in place; the metrics become the final model's
-        result = components.stage2.run(model, data, components.trainer, int(cfg.seed), stage1=result)
+        result = components.stage2.run(model, data, components.trainer, components.seed, stage1=result)
         status, metrics, rows = "completed", result.metrics, result.history
         log.info("done %s: test/acc %.4f (last epoch)", title, metrics["last/test/acc"])
     except Diverged as exc:
@@ -184,10 +323,36 @@ def _device_name(name: str) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def release_all(status: str, reason: str) -> int:
+    """Mark every run this process holds in any store as `status`; the number of runs so marked."""
+    released = 0
+    for store in SESSION.stores.values():
+        n = store.release_claims(status, reason)
+        SESSION.outcomes.extend([status] * n)
+        released += n
+    return released
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> str:
-    """The Hydra app behind `lossbench run`."""
-    return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+    """The Hydra app behind `lossbench run`.
+
+    A cell's own failure is recorded in its row and the grid goes on; anything that escapes a cell
+    (the store cannot be opened or written, a component that preflight could not check) ends the
+    whole grid through `Stop`, which the command line turns into one line and a summary.
+    """
+    try:
+        return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+    except StoreError as exc:
+        raise Stop(str(exc), code=2) from exc
+    except (sa.exc.OperationalError, OSError) as exc:
+        text = _one_line(getattr(exc, "orig", None) or exc)
+        raise Stop(f"cannot write to the store {cfg.store.url} ({text}); free disk space or fix its "
+                   "permissions, then rerun the same command to resume") from exc  # fmt: skip
+    except ValueError as exc:
+        raise Stop(_one_line(exc), code=2) from exc
+    except Exception as exc:  # noqa: BLE001
+        raise Stop(f"{type(exc).__name__}: {_one_line(exc)}") from exc
 
 
 if __name__ == "__main__":

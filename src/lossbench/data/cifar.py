@@ -14,6 +14,7 @@ import torchvision
 from lossbench.data.augment import RandomCropFlip
 from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.images import missing_message, normalizer
+from lossbench.data.longtail import longtail_counts
 from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP
 from lossbench.data.spec import DataSpec
 
@@ -57,6 +58,8 @@ class CIFAR(Dataset):
     tv_class: type = torchvision.datasets.CIFAR10
     label_key = "labels"
     archive = "cifar-10-python.tar.gz"
+    train_per_class = 5000  # training images per class in the official files
+    execution_params = ("root", "download")
 
     def __init__(
         self,
@@ -76,9 +79,20 @@ class CIFAR(Dataset):
         if selection == "reference" and val_per_class:
             raise ValueError(f"selection=reference must have val_per_class=0, got {val_per_class}")
         self.selection = selection
+        # the split sizes are known without reading the files: check them before anything trains
+        if val_per_class >= self.train_per_class:
+            raise ValueError(
+                f"dataset.val_per_class={val_per_class} leaves no training image ({self.name} has "
+                f"{self.train_per_class} per class); use dataset.val_per_class < {self.train_per_class}"
+            )
+        longtail_counts(self.train_per_class - val_per_class, self.num_classes, imbalance_ratio, profile)
         self.root, self.download, self.augment = Path(root), download, augment
         if not download:  # a few stat calls: missing data fails before anything trains
             self._ensure_files()
+
+    def shapes(self) -> tuple[tuple[int, ...], int]:
+        """CIFAR images are (3, 32, 32)."""
+        return (3, 32, 32), self.num_classes
 
     @property
     def folder(self) -> Path:
@@ -162,4 +176,5 @@ class CIFAR100(CIFAR):
     tv_class = torchvision.datasets.CIFAR100
     label_key = "fine_labels"
     archive = "cifar-100-python.tar.gz"
+    train_per_class = 500
     asymmetric_map = CIFAR100_MAP
