@@ -63,8 +63,10 @@ def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
 
 
 def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
-    """Compose every cell of the (multi)run and build all its components (`run.build_components`),
-    and open each store for writing; exit 2 on the first problem, before anything trains.
+    """Build every cell's components and open its store; exit 2 on the first problem, before training.
+
+    Each cell is composed and built by `run.build_components` (the run's own code); each store is
+    opened for writing once every cell is valid (a foreign or corrupted database is refused).
 
     Returns each cell's (store URL, run id), so the outcome can be read back from the store.
     """
