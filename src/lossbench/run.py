@@ -216,7 +216,10 @@ def get_store(url: str, node: DictConfig) -> Store:
     store it creates is announced on stderr, so a mistyped path does not go unnoticed.
     """
     if url not in SESSION.stores:
-        store = instantiate(node)
+        try:
+            store = instantiate(node)
+        except InstantiationException as exc:  # the store's own one line (StoreError), not Hydra's wrapper
+            raise exc.__cause__ if isinstance(exc.__cause__, ValueError) else exc
         if store.created and sqlite_file(url) is not None:
             print(f"lossbench: created a new store at {sqlite_file(url)}", file=sys.stderr)
         SESSION.stores[url] = store

@@ -8,7 +8,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -221,7 +222,23 @@ def integrity_problem(conn: sa.Connection) -> str | None:
     if conn.dialect.name != "sqlite":
         return None
     rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
-    return None if rows == ["ok"] else (rows[0] if rows else "no answer")
+    if rows == ["ok"]:
+        return None
+    findings = [ln.strip() for r in rows for ln in r.splitlines() if ln.strip() and not ln.startswith("***")]
+    return findings[0] if findings else "no answer"
+
+
+@contextmanager
+def read_connection(url: str) -> Iterator[sa.Connection]:
+    """A connection to the store at `url` opened read-only (`Store.reader`); database errors -> `StoreError`."""
+    store = Store.reader(url)
+    try:
+        with store.engine.connect() as conn:
+            yield conn
+    except sa.exc.DBAPIError as exc:
+        raise _database_error(url, exc) from exc
+    finally:
+        store.engine.dispose()
 
 
 def _transient(exc: BaseException) -> bool:
