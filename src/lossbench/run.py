@@ -219,7 +219,9 @@ def get_store(url: str, node: DictConfig) -> Store:
         try:
             store = instantiate(node)
         except InstantiationException as exc:  # the store's own one line (StoreError), not Hydra's wrapper
-            raise exc.__cause__ if isinstance(exc.__cause__, ValueError) else exc
+            if isinstance(exc.__cause__, ValueError):
+                raise exc.__cause__ from None
+            raise
         if store.created and sqlite_file(url) is not None:
             print(f"lossbench: created a new store at {sqlite_file(url)}", file=sys.stderr)
         SESSION.stores[url] = store
