@@ -122,6 +122,23 @@ def check_parameter_types(group: str, node: DictConfig) -> None:
         raise ValueError(f"{group}.{key} must be {want}, got {value!r}; e.g. {group}.{key}=1")
 
 
+def check_device(name: str) -> None:
+    """`ValueError` unless `name` is a device this machine has: auto, cpu, cuda or cuda:N."""
+    try:
+        device = resolve_device(name)
+    except ValueError:
+        raise
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"trainer.device={name} but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use trainer.device=cuda (the first) or auto"
+        )
+
+
 def _check_schedules(cfg: DictConfig, trainer: TrainerConfig) -> None:
     """A component's `start_epoch` (DRW, DRS, IB) must be an epoch this training reaches."""
     for group in COMPONENT_GROUPS:
@@ -153,14 +170,7 @@ def build_components(
         trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid trainer: {exc}") from exc
-    try:
-        resolve_device(trainer.device)
-    except (RuntimeError, ValueError) as exc:
-        if "CUDA" in str(exc):
-            raise ValueError(str(exc)) from exc
-        raise ValueError(
-            f"trainer.device={trainer.device!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from exc
+    check_device(trainer.device)
     _check_schedules(cfg, trainer)
     cache = {} if cache is None else cache
     built: dict[str, Any] = {}

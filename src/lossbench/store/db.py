@@ -330,6 +330,12 @@ class Store:
             if readonly:
                 with self.engine.connect() as conn:
                     check_store(conn, url, allow_empty=False)
+                    problem = integrity_problem(conn)
+                if problem is not None:  # a report from a damaged store could silently miss runs
+                    raise StoreError(
+                        f"store {_where(url)} is corrupted (PRAGMA quick_check: {problem}); restore it from a "
+                        f"backup or salvage it with `sqlite3 {_where(url)} .recover`"
+                    )
                 return
             self._open_for_writing(url)
         except sa.exc.DBAPIError as exc:
@@ -578,11 +584,6 @@ class Store:
             except (ClaimLost, KeyError, sa.exc.SQLAlchemyError, OSError):
                 pass
         return done
-
-    def integrity_problem(self) -> str | None:
-        """`PRAGMA quick_check`'s first finding on a SQLite store, None when it is healthy."""
-        with self.engine.connect() as conn:
-            return integrity_problem(conn)
 
     def stale_runs(self) -> list[dict[str, Any]]:
         """`running` runs whose owner is gone: the next invocation of their grid takes them over."""
