@@ -189,3 +189,33 @@ def test_ctrl_c_marks_the_held_run_interrupted_and_a_rerun_completes_every_cell_
     assert rows == [("completed", 2)]
     done_before = statuses.count("completed")
     assert f"{2 - done_before} completed, {done_before} skipped" in rerun.stderr
+
+
+def test_a_store_that_cannot_be_written_ends_the_grid_in_one_line_with_its_summary(
+    tmp_path, capsys, monkeypatch
+):
+    """Disk full on the store: the grid stops at once (no cell launched unrecorded), summary + one line."""
+    import sqlalchemy as sa
+
+    from lossbench import run
+    from lossbench.store.db import Store as StoreClass
+
+    def full(self, *args, **kwargs):
+        raise sa.exc.OperationalError(
+            "UPDATE runs ...", {}, sqlite3.OperationalError("database or disk is full")
+        )
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(StoreClass, "finish", full)
+    monkeypatch.setattr(run, "SESSION", run.Session())
+    url = f"sqlite:///{tmp_path}/full.db"
+    argv = ["run", "-m", "dataset=synthetic", "dataset.n_max=20", "dataset.test_per_class=10",
+            "dataset.val_per_class=5", "trainer=smoke", "trainer.epochs=1", "seed=0,1,2", f"store.url={url}"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("lossbench:")]
+    assert lines[-2] == "lossbench: 0 completed, 0 skipped, 0 diverged, 0 failed, 3 not run"
+    assert "cannot write to the store" in lines[-1] and "database or disk is full" in lines[-1]
+    assert StoreClass.reader(url).counts()["running"] == 1  # its owner is gone: the next rerun takes it over

@@ -60,5 +60,14 @@ def test_help_tells_the_truth():
     assert top.returncode == 0 and all(c in top.stdout for c in ("run", "report", "list", "status"))
     run_help = lossbench("run", "--help")
     assert run_help.returncode == 0 and "loss: " in run_help.stdout and "lossbench list" in run_help.stdout
+    groups = [
+        ln.split(":")[0] for ln in run_help.stdout.split("== Config groups")[1].split("==")[0].splitlines()
+    ]
+    assert (
+        not {"paths", "loss_model", "hydra"} & set(groups)
+        and "base" not in run_help.stdout.split("== Composed")[0]
+    )
+    status_help = lossbench("status", "--help")
+    assert "read-only" in status_help.stdout and "quick_check" in status_help.stdout
     listing = lossbench("list", "loss")
     assert "focal" in listing.stdout and "Lin et al" in listing.stdout
