@@ -30,6 +30,8 @@ CASES = [
     # run identity inputs
     ([*RUN, "seed=1.5"], 2, "seed must be an integer, got 1.5"),
     ([*RUN, "seed=abc"], 2, "seed must be an integer, got 'abc'"),
+    ([*RUN, "seed=-1"], 2, "seed must be in [0, 2**63)"),
+    ([*RUN, "+sede=1"], 2, "unknown top-level key(s) sede"),
     ([*RUN, "-m", "seed=0,1.5"], 2, "seed must be an integer"),
     # preflight: the model on the dataset's shapes, the device, split sizes, parameters, schedules
     ([*RUN, "model=resnet32"], 2, "needs image inputs"),
@@ -46,6 +48,9 @@ CASES = [
     ([*RUN, "sampler=drs", "sampler.start_epoch=30"], 2, "sampler.start_epoch=30 is never reached"),
     ([*RUN, "loss=focal", "loss.gamma=abc"], 2, "loss.gamma must be a number, got 'abc'"),
     ([*RUN, "loss=focal", "loss.gamma=-1"], 2, "gamma"),
+    ([*RUN, "model.hidden=abc"], 2, "model.hidden must be a list, got 'abc'"),
+    ([*RUN, "model.hidden=[a,b]"], 2, "model.hidden must be a list of integers"),
+    ([*RUN, "model.dropout=true"], 2, "model.dropout must be a number, got True"),
     ([*RUN, "loss=ldam", "loss.s=0"], 2, "s must be > 0"),
     ([*RUN, "+loss.gama=2"], 2, "gama"),
     ([*RUN, "loss=nope"], 2, "valid options"),
@@ -68,6 +73,9 @@ CASES = [
     (["report", "--store", "sqlite:///{foreign}"], 2, "not a lossbench store"),
     (["report", "--store", "sqlite:///{corrupt}"], 2, "corrupted"),
     (["report", "--store", "sqlite:///{dir}"], 2, "is a folder"),
+    (["report", "--store", "not a url"], 2, "cannot use store URL 'not a url'"),
+    (["status", "--store", "nosuchdb://x"], 1, "cannot use store URL"),
+    (["run", "store.url=not-a-url"], 2, "cannot use store URL"),
     # report: outputs never overwrite a store or any SQLite file; wrong kinds of path fail in one line
     (["report", "--store", "sqlite:///{store}", "--out", "{store}"], 2, "is the store itself"),
     (["report", "--store", "sqlite:///{store}", "--out", "{foreign}"], 2, "is a SQLite database"),

@@ -6,6 +6,7 @@ multirun runs in this one process, so torch is imported once and each dataset is
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import logging
 import sys
@@ -27,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench.config import CONFIG_DIR
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
-from lossbench.groups import COMPONENT_GROUPS
+from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
 from lossbench.identity import check_seed
 from lossbench.store.db import ClaimLost, Store, StoreError, sqlite_file
 from lossbench.store.record import RunRecord
@@ -104,22 +105,47 @@ def check_parameter_types(group: str, node: DictConfig) -> None:
         expected = hints.get(str(key))
         if expected is None or str(key).startswith("_"):
             continue
-        union = typing.get_origin(expected) in (typing.Union, types.UnionType)
-        kinds = set(typing.get_args(expected)) if union else {expected}
-        if value is None and type(None) in kinds:
-            continue
-        if kinds & {float} and (isinstance(value, int | float) and not isinstance(value, bool)):
-            continue
-        if kinds & {int} and isinstance(value, int) and not isinstance(value, bool):
-            continue
-        if kinds & {bool} and isinstance(value, bool):
-            continue
-        if kinds & {str} and isinstance(value, str):
-            continue
-        if not kinds & {float, int, bool, str}:
-            continue  # lists, mappings, nested configs: the constructor checks them
-        want = "a number" if kinds & {float} else "an integer" if kinds & {int} else kinds.pop().__name__
-        raise ValueError(f"{group}.{key} must be {want}, got {value!r}; e.g. {group}.{key}=1")
+        problem = _type_problem(value, expected)
+        if problem:
+            raise ValueError(
+                f"{group}.{key} must be {problem}, got {value!r}; e.g. {group}.{key}={_example(problem)}"
+            )
+
+
+_SCALARS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+def _type_problem(value: Any, expected: Any) -> str | None:
+    """What `value` should be to fit annotation `expected` (None when it fits or is not checked here)."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(expected) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(expected)):
+            return None
+        problems = [_type_problem(value, a) for a in options]
+        return None if any(p is None for p in problems) else problems[0]
+    if origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, list | tuple):
+            return "a list"
+        args = [a for a in typing.get_args(expected) if a is not Ellipsis]
+        inner = [_type_problem(v, args[0]) for v in value] if args else []
+        bad = next((p for p in inner if p), None)
+        return f"a list of {bad.split(' ', 1)[1]}s" if bad else None
+    if expected not in _SCALARS:
+        return None  # mappings, nested configs, classes: the constructor checks them
+    if isinstance(value, bool):
+        return None if expected is bool else _SCALARS[expected]
+    if expected is float and isinstance(value, int | float) or isinstance(value, expected):
+        return None
+    return _SCALARS[expected]
+
+
+def _example(problem: str) -> str:
+    return (
+        "[1, 2]"
+        if problem.startswith("a list")
+        else {"true or false": "true", "a string": "name"}.get(problem, "1")
+    )
 
 
 def check_device(name: str) -> None:
@@ -165,6 +191,12 @@ def build_components(
     `cache` (the CLI's preflight over a grid) keeps components already built for an identical node.
     With `load=False` the model is built only when the shapes are known without loading.
     """
+    unknown = sorted(str(k) for k in cfg if k not in TOP_LEVEL_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown top-level key(s) {', '.join(unknown)}: nothing reads them; remove them "
+            f"(top-level keys: {', '.join(TOP_LEVEL_KEYS)})"
+        )
     seed = check_seed(cfg.seed)
     try:
         trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]

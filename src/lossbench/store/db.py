@@ -79,8 +79,11 @@ class StoreError(ValueError):
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite file URL; None for in-memory SQLite and other databases."""
-    parsed = sa.engine.make_url(url)
+    """The database file of a SQLite file URL; None for in-memory SQLite, other databases and non-URLs."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database).expanduser()
@@ -118,9 +121,15 @@ def make_engine(url: str, timeout_s: float = 30.0, readonly: bool = False) -> En
     file is opened with SQLite's `mode=ro`, PostgreSQL sessions are read-only. Writing creates a SQLite
     file's parent folder (only `lossbench run` opens a store for writing).
     """
-    parsed = sa.engine.make_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreError(
+            f"cannot use store URL {url!r} ({exc}); give a SQLAlchemy URL such as sqlite:///results/lossbench.db"
+        ) from exc
     if parsed.get_backend_name() != "sqlite":
-        engine = sa.create_engine(url, pool_pre_ping=True)
         if readonly:
 
             @sa.event.listens_for(engine, "connect")
