@@ -262,7 +262,7 @@ def cmd_status(ns: argparse.Namespace) -> None:
     with store.engine.connect() as conn:
         failed = conn.execute(
             sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
-            .where(runs.c.status.in_(["failed", "diverged"]))
+            .where(runs.c.status.in_(["failed", "diverged", "interrupted"]))
         ).mappings().all()  # fmt: skip
     problems = [
         {**{k: r[k] for k in ("run_id", "dataset", "loss", "weighting", "seed", "status")},

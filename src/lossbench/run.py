@@ -6,13 +6,9 @@ multirun runs in this one process, so torch is imported once and each dataset is
 
 from __future__ import annotations
 
-import collections.abc
-import inspect
 import logging
 import sys
 import traceback
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +18,10 @@ import sqlalchemy as sa
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lossbench.checks import check_device, check_parameter_types, check_schedules
 from lossbench.config import CONFIG_DIR
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
@@ -85,98 +82,6 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
-def check_parameter_types(group: str, node: DictConfig) -> None:
-    """`ValueError` for a component parameter whose value cannot be of its annotated type.
-
-    The constructor's annotations are its schema: `loss.gamma=abc` fails here, naming the parameter,
-    rather than deep inside the constructor with a message about `str` and `int`.
-    """
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if not isinstance(target, str):
-        return
-    try:
-        obj = get_object(target)
-        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
-    except Exception:  # noqa: BLE001  (an unimportable target fails at instantiation, with its own message)
-        return
-    values = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(values, dict)
-    for key, value in values.items():
-        expected = hints.get(str(key))
-        if expected is None or str(key).startswith("_"):
-            continue
-        problem = _type_problem(value, expected)
-        if problem:
-            raise ValueError(
-                f"{group}.{key} must be {problem}, got {value!r}; e.g. {group}.{key}={_example(problem)}"
-            )
-
-
-_SCALARS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
-
-
-def _type_problem(value: Any, expected: Any) -> str | None:
-    """What `value` should be to fit annotation `expected` (None when it fits or is not checked here)."""
-    origin = typing.get_origin(expected)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(expected) if a is not type(None)]
-        if value is None and len(options) < len(typing.get_args(expected)):
-            return None
-        problems = [_type_problem(value, a) for a in options]
-        return None if any(p is None for p in problems) else problems[0]
-    if origin in (list, tuple, collections.abc.Sequence):
-        if not isinstance(value, list | tuple):
-            return "a list"
-        args = [a for a in typing.get_args(expected) if a is not Ellipsis]
-        inner = [_type_problem(v, args[0]) for v in value] if args else []
-        bad = next((p for p in inner if p), None)
-        return f"a list of {bad.split(' ', 1)[1]}s" if bad else None
-    if expected not in _SCALARS:
-        return None  # mappings, nested configs, classes: the constructor checks them
-    if isinstance(value, bool):
-        return None if expected is bool else _SCALARS[expected]
-    if expected is float and isinstance(value, int | float) or isinstance(value, expected):
-        return None
-    return _SCALARS[expected]
-
-
-def _example(problem: str) -> str:
-    return (
-        "[1, 2]"
-        if problem.startswith("a list")
-        else {"true or false": "true", "a string": "name"}.get(problem, "1")
-    )
-
-
-def check_device(name: str) -> None:
-    """`ValueError` unless `name` is a device this machine has: auto, cpu, cuda or cuda:N."""
-    try:
-        device = resolve_device(name)
-    except ValueError:
-        raise
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(
-            f"trainer.device={name} but this machine has {torch.cuda.device_count()} CUDA device(s); "
-            "use trainer.device=cuda (the first) or auto"
-        )
-
-
-def _check_schedules(cfg: DictConfig, trainer: TrainerConfig) -> None:
-    """A component's `start_epoch` (DRW, DRS, IB) must be an epoch this training reaches."""
-    for group in COMPONENT_GROUPS:
-        node = cfg.get(group)
-        start = node.get("start_epoch") if isinstance(node, DictConfig) else None
-        if isinstance(start, int) and start >= trainer.epochs:
-            raise ValueError(
-                f"{group}.start_epoch={start} is never reached with trainer.epochs={trainer.epochs} (epochs "
-                f"are 0-based); use {group}.start_epoch < {trainer.epochs} or more trainer.epochs"
-            )
-
-
 def build_components(
     cfg: DictConfig, cache: dict[tuple[str, str], Any] | None = None, load: bool = True
 ) -> Components:
@@ -188,7 +93,8 @@ def build_components(
     `Dataset.shapes()` when a dataset knows them without reading its files (the large image sets);
     otherwise the data is loaded into `SESSION`'s cache, which the run itself then reuses, so
     nothing is loaded twice in one process (and small datasets' split sizes are checked too).
-    `cache` (the CLI's preflight over a grid) keeps components already built for an identical node.
+    `cache` (the CLI's preflight over a grid) keeps components already built for an identical node;
+    a run passes none, so its components, the seeded model included, are built for it alone.
     With `load=False` the model is built only when the shapes are known without loading.
     """
     unknown = sorted(str(k) for k in cfg if k not in TOP_LEVEL_KEYS)
@@ -203,7 +109,8 @@ def build_components(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid trainer: {exc}") from exc
     check_device(trainer.device)
-    _check_schedules(cfg, trainer)
+    starts = {g: cfg[g].get("start_epoch") for g in COMPONENT_GROUPS if isinstance(cfg.get(g), DictConfig)}
+    check_schedules({g: v for g, v in starts.items() if isinstance(v, int)}, trainer.epochs)
     cache = {} if cache is None else cache
     built: dict[str, Any] = {}
     for group in [g for g in COMPONENT_GROUPS if g != "model"]:
@@ -214,13 +121,7 @@ def build_components(
         shapes = (tuple(data.input_shape), data.num_classes)
     if shapes is not None:
         seed_everything(seed)  # the model's initialisation depends on the seed alone
-        built["model"] = _build(
-            cfg,
-            "model",
-            cache if cache is not None else {},
-            input_shape=list(shapes[0]),
-            num_classes=shapes[1],
-        )
+        built["model"] = _build(cfg, "model", cache, input_shape=list(shapes[0]), num_classes=shapes[1])
     return Components(
         trainer=trainer, seed=seed, model=built.get("model"), **{g: built[g] for g in built if g != "model"}
     )
@@ -229,17 +130,15 @@ def build_components(
 def _build(cfg: DictConfig, group: str, cache: dict[tuple[str, str], Any], **extra: Any) -> Any:
     """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group."""
     key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
-    if key in cache and group != "model":
+    if key in cache:  # preflight over a grid: an identical node was built and checked already
         return cache[key]
     try:
-        check_parameter_types(group, cfg[group])
+        values = OmegaConf.to_container(cfg[group], resolve=True)
+        check_parameter_types(group, values if isinstance(values, dict) else {})
         obj = instantiate(cfg[group], _convert_="all", **extra)
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, or a constructor's TypeError, ImportError, ...: their own words
         raise ValueError(f"invalid {group}: {_one_line(exc)}") from exc
-    except Exception as exc:  # a constructor's TypeError, ImportError, ...: the component's own words
-        raise ValueError(f"invalid {group}: {_one_line(exc)}") from exc
-    if group != "model":  # models hold the seeded initialisation: each run builds its own
-        cache[key] = obj
+    cache[key] = obj  # a run passes a fresh cache: its components (the seeded model) are its own
     return obj
 
 
