@@ -227,3 +227,21 @@ def test_a_store_that_cannot_be_written_ends_the_grid_in_one_line_with_its_summa
     assert lines[-2] == "lossbench: 0 completed, 0 skipped, 0 diverged, 0 failed, 3 not run"
     assert "cannot write to the store" in lines[-1] and "database or disk is full" in lines[-1]
     assert StoreClass.reader(url).counts()["running"] == 1  # its owner is gone: the next rerun takes it over
+
+
+def test_ldam_without_margin_is_accepted_with_a_warning_the_run_records(tmp_path):
+    from lossbench import run
+    from lossbench.config import compose
+
+    small = ["dataset=synthetic", "dataset.n_max=20", "dataset.test_per_class=10", "dataset.val_per_class=5",
+             "trainer=smoke", "trainer.epochs=1", f"store.url=sqlite:///{tmp_path}/w.db"]  # fmt: skip
+    assert run.build_components(compose([*small, "loss=ldam"])).warnings == []
+    cfg = compose([*small, "loss=ldam", "loss.max_m=0"])
+    assert run.build_components(cfg).warnings == [
+        "loss: max_m=0: no margins, so this is cross-entropy on 30-scaled logits, not LDAM"
+    ]
+    choices = {"dataset": "synthetic", "loss": "ldam", "trainer": "smoke"}
+    assert run.run_cell(cfg, choices) == "completed"
+    with sqlite3.connect(tmp_path / "w.db") as con:
+        (env,) = con.execute("select environment from runs").fetchone()
+    assert "max_m=0: no margins" in env

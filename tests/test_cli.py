@@ -13,8 +13,15 @@ def test_multirun_grid_then_rerun_skips_then_report(tmp_path):
     first = lossbench(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "8 completed, 0 skipped" in first.stderr
-    second = lossbench(*args, cwd=tmp_path)
-    assert second.returncode == 0 and "0 completed, 8 skipped" in second.stderr
+    # only execution settings changed: the same runs, all skipped
+    execution = [
+        "trainer.device=cpu",
+        "trainer.progress=false",
+        "trainer.eval_batch_size=256",
+        "trainer.checkpoint_every=1",
+    ]
+    second = lossbench(*args, *execution, cwd=tmp_path)
+    assert second.returncode == 0 and "0 completed, 8 skipped" in second.stderr, second.stderr
     csv = lossbench("report", "--store", url, "--format", "csv", cwd=tmp_path)
     assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == 1 + 4
     md = lossbench(

@@ -88,16 +88,19 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
 
             in_process = runs_in_process(args)
         cache: dict = {}
-        cells, stores = [], {}
+        cells, stores, warnings = [], {}, set()
         for combo in combos:
             cfg = compose(combo)
             # cells run in other processes (joblib, submitit) load their own data: do not load it here
-            run.build_components(cfg, cache, load=in_process)
+            components = run.build_components(cfg, cache, load=in_process)
+            warnings.update(components.warnings)
             url = str(cfg.store.url)
             cells.append((url, run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]
             stores[url] = cfg.store
         for url, node in stores.items():  # only once every cell is valid: refuse or create, and say so
             run.get_store(url, node)
+        for warning in sorted(warnings):
+            print(f"lossbench: warning: {warning} (kept in the run's record)", file=sys.stderr)
     except MissingConfigException as exc:
         missing = (exc.missing_cfg_file or "").split("/")
         if len(missing) == 2 and exc.options is not None:

@@ -74,6 +74,7 @@ class Components:
     stage2: Any
     trainer: TrainerConfig
     seed: int
+    warnings: list[str] = field(default_factory=list)  # accepted but unusual settings, kept in the record
 
 
 def _one_line(exc: BaseException) -> str:
@@ -122,8 +123,15 @@ def build_components(
     if shapes is not None:
         seed_everything(seed)  # the model's initialisation depends on the seed alone
         built["model"] = _build(cfg, "model", cache, input_shape=list(shapes[0]), num_classes=shapes[1])
+    # A component flags a setting it accepts but that is rarely meant (LDAM's max_m=0) in its
+    # `config_warnings`; the run stores them in its record (`environment.warnings`) and logs them.
+    warnings = [f"{g}: {w}" for g, obj in built.items() for w in getattr(obj, "config_warnings", ())]
     return Components(
-        trainer=trainer, seed=seed, model=built.get("model"), **{g: built[g] for g in built if g != "model"}
+        trainer=trainer,
+        seed=seed,
+        model=built.get("model"),
+        warnings=warnings,
+        **{g: built[g] for g in built if g != "model"},
     )
 
 
@@ -189,6 +197,10 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     sink = instantiate(cfg.logger) if cfg.get("logger") else None
     status, metrics, rows, error, meta = "failed", None, [], None, None
     env = {**record.environment, "device": _device_name(components.trainer.device)}
+    if components.warnings:
+        env["warnings"] = components.warnings
+        for warning in components.warnings:
+            log.warning("%s: %s", title, warning)
     ckpt = (
         Path(cfg.paths.results_dir) / "checkpoints" / record.run_id
         if components.trainer.checkpoint_every
