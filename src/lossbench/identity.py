@@ -41,6 +41,8 @@ def check_seed(value: Any) -> int:
         raise ValueError(
             f"seed must be an integer, got {value!r}; use seed={int(value)} or seed={int(value) + 1}"
         )
+    if not 0 <= value < 2**63:  # torch's generators take 64-bit seeds
+        raise ValueError(f"seed must be in [0, 2**63), got {int(value)}; use e.g. seed=0")
     return int(value)
 
 
