@@ -92,7 +92,8 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
         for combo in combos:
             cfg = compose(combo)
             # cells run in other processes (joblib, submitit) load their own data: do not load it here
-            components = run.build_components(cfg, cache, load=in_process)
+            chosen = dict(o.split("=", 1) for o in combo if "=" in o and not o.startswith(("+", "~")))
+            components = run.build_components(cfg, cache, load=in_process, choices=chosen)
             warnings.update(components.warnings)
             url = str(cfg.store.url)
             cells.append((url, run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def build_components(
-    cfg: DictConfig, cache: dict[tuple[str, str], Any] | None = None, load: bool = True
+    cfg: DictConfig,
+    cache: dict[tuple[str, str], Any] | None = None,
+    load: bool = True,
+    choices: Mapping[str, Any] | None = None,
 ) -> Components:
     """Instantiate and check every component of a cell: the one preflight, shared by `run` and the CLI.
 
@@ -97,6 +101,7 @@ def build_components(
     `cache` (the CLI's preflight over a grid) keeps components already built for an identical node;
     a run passes none, so its components, the seeded model included, are built for it alone.
     With `load=False` the model is built only when the shapes are known without loading.
+    `choices` (group -> option name) lets the messages name the option: `invalid loss 'focal': ...`.
     """
     unknown = sorted(str(k) for k in cfg if k not in TOP_LEVEL_KEYS)
     if unknown:
@@ -115,14 +120,15 @@ def build_components(
     cache = {} if cache is None else cache
     built: dict[str, Any] = {}
     for group in [g for g in COMPONENT_GROUPS if g != "model"]:
-        built[group] = _build(cfg, group, cache)
+        built[group] = _build(cfg, group, cache, choices)
     shapes = built["dataset"].shapes()
     if shapes is None and load:
         data = load_data(cfg, built["dataset"])
         shapes = (tuple(data.input_shape), data.num_classes)
     if shapes is not None:
         seed_everything(seed)  # the model's initialisation depends on the seed alone
-        built["model"] = _build(cfg, "model", cache, input_shape=list(shapes[0]), num_classes=shapes[1])
+        shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1]}
+        built["model"] = _build(cfg, "model", cache, choices, **shape)
     # A component flags a setting it accepts but that is rarely meant (LDAM's max_m=0) in its
     # `config_warnings`; the run stores them in its record (`environment.warnings`) and logs them.
     warnings = [f"{g}: {w}" for g, obj in built.items() for w in getattr(obj, "config_warnings", ())]
@@ -135,7 +141,13 @@ def build_components(
     )
 
 
-def _build(cfg: DictConfig, group: str, cache: dict[tuple[str, str], Any], **extra: Any) -> Any:
+def _build(
+    cfg: DictConfig,
+    group: str,
+    cache: dict[tuple[str, str], Any],
+    choices: Mapping[str, Any] | None,
+    **extra: Any,
+) -> Any:
     """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group."""
     key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
     if key in cache:  # preflight over a grid: an identical node was built and checked already
@@ -145,7 +157,8 @@ def _build(cfg: DictConfig, group: str, cache: dict[tuple[str, str], Any], **ext
         check_parameter_types(group, values if isinstance(values, dict) else {})
         obj = instantiate(cfg[group], _convert_="all", **extra)
     except Exception as exc:  # ValueError, or a constructor's TypeError, ImportError, ...: their own words
-        raise ValueError(f"invalid {group}: {_one_line(exc)}") from exc
+        name = (choices or {}).get(group)
+        raise ValueError(f"invalid {group}{f' {name!r}' if name else ''}: {_one_line(exc)}") from exc
     cache[key] = obj  # a run passes a fresh cache: its components (the seeded model) are its own
     return obj
 
@@ -179,7 +192,7 @@ def get_store(url: str, node: DictConfig) -> Store:
 
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     """Train and evaluate one cell; write its record. Returns its status (or `skipped`)."""
-    components = build_components(cfg)
+    components = build_components(cfg, choices=choices)
     store = get_store(str(cfg.store.url), cfg.store)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
     title = (
