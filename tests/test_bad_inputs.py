@@ -8,6 +8,7 @@ table costs seconds; only the signal test needs a subprocess.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -245,3 +246,29 @@ def test_ldam_without_margin_is_accepted_with_a_warning_the_run_records(tmp_path
     with sqlite3.connect(tmp_path / "w.db") as con:
         (env,) = con.execute("select environment from runs").fetchone()
     assert "max_m=0: no margins" in env
+
+
+def test_sigterm_takes_the_same_exit_path_and_marks_held_runs_interrupted(tmp_path, capsys, monkeypatch):
+    from lossbench import run
+
+    url = f"sqlite:///{tmp_path}/term.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run, "SESSION", run.Session())
+
+    def main_that_gets_sigterm() -> None:  # stands in for the Hydra app while it holds a run
+        store = run.SESSION.stores[url]  # opened by preflight
+        store.claim(_record("held", "digits", 10.0, seed=0))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises long before this returns
+
+    monkeypatch.setattr(run, "main", main_that_gets_sigterm)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "dataset=synthetic", "dataset.n_max=20", "dataset.test_per_class=10",
+              "dataset.val_per_class=5", "trainer=smoke", f"store.url={url}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 143 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("lossbench: terminated (SIGTERM)")
+    assert Store.reader(url).status_of("held") == "interrupted"
+    from lossbench.cli import _on_sigterm
+
+    assert signal.getsignal(signal.SIGTERM) is not _on_sigterm  # the previous handler is back
