@@ -272,3 +272,14 @@ def test_sigterm_takes_the_same_exit_path_and_marks_held_runs_interrupted(tmp_pa
     from lossbench.cli import _on_sigterm
 
     assert signal.getsignal(signal.SIGTERM) is not _on_sigterm  # the previous handler is back
+
+
+def test_a_store_opened_for_reading_refuses_writes(files):
+    import sqlalchemy as sa
+
+    before = files["store"].read_bytes()
+    reader = Store.reader(f"sqlite:///{files['store']}")
+    with pytest.raises(sa.exc.OperationalError, match="readonly|read-only"):
+        with reader.engine.connect() as conn:
+            conn.exec_driver_sql("DELETE FROM runs")
+    assert files["store"].read_bytes() == before

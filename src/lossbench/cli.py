@@ -254,20 +254,21 @@ def cmd_status(ns: argparse.Namespace) -> None:
     """Print run counts per status and the failures' one-line errors."""
     import sqlalchemy as sa
 
-    from lossbench.store.db import Store, StoreError, runs
+    from lossbench.store.db import Store, StoreError, read_connection, runs
 
     url = ns.store or default_store_url()
     try:
         store = Store.reader(url)  # read-only; refuses a missing, foreign or corrupted (quick_check) store
+        counts = store.counts()
+        stale = store.stale_runs()
+        with read_connection(url) as conn:
+            failed = conn.execute(
+                sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
+                .where(runs.c.status.in_(["failed", "diverged", "interrupted"]))
+            ).mappings().all()  # fmt: skip
     except (StoreError, sa.exc.SQLAlchemyError) as exc:
-        _fail(str(exc).splitlines()[0], code=1)
-    counts = store.counts()
-    stale = store.stale_runs()
-    with store.engine.connect() as conn:
-        failed = conn.execute(
-            sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
-            .where(runs.c.status.in_(["failed", "diverged", "interrupted"]))
-        ).mappings().all()  # fmt: skip
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"cannot read the store {url}: {text}" if not isinstance(exc, StoreError) else text, code=1)
     problems = [
         {**{k: r[k] for k in ("run_id", "dataset", "loss", "weighting", "seed", "status")},
          "error": (r["error"] or "").strip().splitlines()[-1] if r["error"] else ""}
