@@ -80,20 +80,14 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
-    in_process = True
     try:
         combos = expand_overrides(overrides, multirun)
-        if len(combos) > 1:
-            from lossbench.sweep import runs_in_process
-
-            in_process = runs_in_process(args)
         cache: dict = {}
         cells, stores, warnings = [], {}, set()
         for combo in combos:
             cfg = compose(combo)
-            # cells run in other processes (joblib, submitit) load their own data: do not load it here
             chosen = dict(o.split("=", 1) for o in combo if "=" in o and not o.startswith(("+", "~")))
-            components = run.build_components(cfg, cache, load=in_process, choices=chosen)
+            components = run.build_components(cfg, cache, choices=chosen)
             warnings.update(components.warnings)
             url = str(cfg.store.url)
             cells.append((url, run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]

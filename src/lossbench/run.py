@@ -87,7 +87,6 @@ def _one_line(exc: BaseException) -> str:
 def build_components(
     cfg: DictConfig,
     cache: dict[tuple[str, str], Any] | None = None,
-    load: bool = True,
     choices: Mapping[str, Any] | None = None,
 ) -> Components:
     """Instantiate and check every component of a cell: the one preflight, shared by `run` and the CLI.
@@ -100,7 +99,6 @@ def build_components(
     nothing is loaded twice in one process (and small datasets' split sizes are checked too).
     `cache` (the CLI's preflight over a grid) keeps components already built for an identical node;
     a run passes none, so its components, the seeded model included, are built for it alone.
-    With `load=False` the model is built only when the shapes are known without loading.
     `choices` (group -> option name) lets the messages name the option: `invalid loss 'focal': ...`.
     """
     unknown = sorted(str(k) for k in cfg if k not in TOP_LEVEL_KEYS)
@@ -122,20 +120,19 @@ def build_components(
     for group in [g for g in COMPONENT_GROUPS if g != "model"]:
         built[group] = _build(cfg, group, cache, choices)
     shapes = built["dataset"].shapes()
-    if shapes is None and load:
+    if shapes is None:
         data = load_data(cfg, built["dataset"])
         shapes = (tuple(data.input_shape), data.num_classes)
-    if shapes is not None:
-        seed_everything(seed)  # the model's initialisation depends on the seed alone
-        shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1]}
-        built["model"] = _build(cfg, "model", cache, choices, **shape)
+    seed_everything(seed)  # the model's initialisation depends on the seed alone
+    shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1]}
+    built["model"] = _build(cfg, "model", cache, choices, **shape)
     # A component flags a setting it accepts but that is rarely meant (LDAM's max_m=0) in its
     # `config_warnings`; the run stores them in its record (`environment.warnings`) and logs them.
     warnings = [f"{g}: {w}" for g, obj in built.items() for w in getattr(obj, "config_warnings", ())]
     return Components(
         trainer=trainer,
         seed=seed,
-        model=built.get("model"),
+        model=built["model"],
         warnings=warnings,
         **{g: built[g] for g in built if g != "model"},
     )
