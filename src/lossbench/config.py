@@ -63,6 +63,12 @@ def _hydra_context() -> Iterator[None]:
         yield
 
 
+def config_groups() -> set[str]:
+    """Every config group on Hydra's search path (user config dirs included), internal ones too."""
+    with _hydra_context():
+        return set(GlobalHydra.instance().config_loader().list_groups(""))
+
+
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The full run config with Hydra `overrides`, exactly as `lossbench run` would compose it."""
     with _hydra_context():

@@ -14,7 +14,8 @@ GROUPS = (*COMPONENT_GROUPS, "trainer", "store", "logger", "experiment", "sweep"
 RUN_LABELS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer")
 # The run labels that have a column of their own in the store's `runs` table (the rest live in `labels`).
 LABEL_COLUMNS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "trainer")
-# Every top-level key a run config may have; any other (`+sede=1`) is read by nothing and is refused.
-TOP_LEVEL_KEYS = (*GROUPS, "seed", "force", "paths", "local")
+# Top-level keys of a run config besides its config groups (any group on the search path is allowed
+# as a key, so a new group needs no edit here); any other key (`+sede=1`) is read by nothing: refused.
+TOP_LEVEL_KEYS = ("seed", "force")
 # Top-level config keys that never change what a run computes: where it is stored, logged, kept.
 NON_IDENTITY_KEYS = ("store", "force", "logger", "paths", "local", "hydra")

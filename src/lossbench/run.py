@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_device, check_parameter_types, check_schedules
-from lossbench.config import CONFIG_DIR
+from lossbench.config import CONFIG_DIR, config_groups
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
@@ -101,11 +101,12 @@ def build_components(
     a run passes none, so its components, the seeded model included, are built for it alone.
     `choices` (group -> option name) lets the messages name the option: `invalid loss 'focal': ...`.
     """
-    unknown = sorted(str(k) for k in cfg if k not in TOP_LEVEL_KEYS)
+    known = {*TOP_LEVEL_KEYS, *config_groups()}
+    unknown = sorted(str(k) for k in cfg if k not in known)
     if unknown:
         raise ValueError(
             f"unknown top-level key(s) {', '.join(unknown)}: nothing reads them; remove them "
-            f"(top-level keys: {', '.join(TOP_LEVEL_KEYS)})"
+            f"(top-level keys: {', '.join(sorted(known - {'hydra'}))})"
         )
     seed = check_seed(cfg.seed)
     try:
