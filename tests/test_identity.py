@@ -36,6 +36,8 @@ def rid(*overrides: str) -> str:
         ["paths.results_dir=/tmp/somewhere"],
         ["trainer.lr=0.10"],
         ["dataset.imbalance_ratio=10.0"],
+        # records made before the Task seam spelled out the classification defaults (null now)
+        ["trainer.select_metric=val/acc", "trainer.many_threshold=100", "trainer.few_threshold=20"],
     ],
 )
 def test_execution_settings_and_number_spellings_keep_the_id(same):
@@ -50,7 +52,8 @@ def test_spelled_out_defaults_equal_omitted_ones():
 
 
 @pytest.mark.parametrize(
-    "different", [["seed=1"], ["trainer.lr=0.05"], ["loss=focal"], ["dataset.data_seed=1"]]
+    "different",
+    [["seed=1"], ["trainer.lr=0.05"], ["loss=focal"], ["dataset.data_seed=1"], ["trainer.few_threshold=10"]],
 )
 def test_what_changes_a_result_changes_the_id(different):
     assert rid(*different) != rid()

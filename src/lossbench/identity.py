@@ -130,10 +130,39 @@ def identity_view(config: dict[str, Any]) -> dict[str, Any]:
             out[key] = check_seed(value)
         elif key in schemas and isinstance(value, dict):
             schema = schemas[key]
+            if key == "trainer":
+                value = _task_defaults_to_null(value, config.get("dataset"))
             out[key] = _strip(value, _schema_defaults(schema), execution_fields(schema))
         else:
             out[key] = _view(value)
     return out
+
+
+# Trainer fields whose null default means "the task's default" (`tasks/`). Runs recorded before the
+# Task seam spelled out the classification defaults (`val/acc`, 100, 20); for a classification
+# dataset those values and null are the same setting, so they keep one run id.
+_TASK_DEFAULTED = ("select_metric", "many_threshold", "few_threshold")
+
+
+def _task_defaults_to_null(trainer: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    from lossbench.tasks.classification import ClassificationTask
+    from lossbench.tasks.compatible import kind_of_dataset
+
+    target = dataset.get("_target_") if isinstance(dataset, dict) else None
+    module, _, name = str(target).rpartition(".")
+    try:
+        kind = kind_of_dataset(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError):
+        return trainer
+    if kind != ClassificationTask.kind:
+        return trainer
+    init = inspect.signature(ClassificationTask.__init__).parameters
+    defaults = {
+        "select_metric": ClassificationTask.select_metric,
+        "many_threshold": init["many_threshold"].default,
+        "few_threshold": init["few_threshold"].default,
+    }
+    return {k: (None if k in defaults and normalise(v) == defaults[k] else v) for k, v in trainer.items()}
 
 
 def _digest(view: dict[str, Any]) -> str:

@@ -144,6 +144,7 @@ def build_components(
             f"unknown top-level key(s) {', '.join(unknown)}: nothing reads them; remove them "
             f"(top-level keys: {', '.join(sorted(known - {'hydra'}))})"
         )
+    check_task_kinds(cfg, dict(choices or {}))  # the dataset's task kind vs each recipe's: one line
     seed = check_seed(cfg.seed)
     check_task_kinds(cfg, dict(choices or {}))  # a recipe that does not support the dataset's task kind
     try:
