@@ -282,9 +282,7 @@ def test_cli_rejects_incompatible_combinations_before_training(args, needle, tmp
 
 # ---- end to end on the synthetic benchmark (each regression loss and weighting, one tiny run)
 SMALL_REG = ["dataset=synthetic_regression", "dataset.n_train=160", "dataset.n_eval=80", "trainer=smoke",
-             "trainer.lr=0.01", "store=memory", "force=true"]  # fmt: skip
-# force=true: `loss=mse weighting=none` is the same run as `loss=mse` (none is the default weighting),
-# so without it the in-process memory store would skip it as already completed
+             "trainer.lr=0.01", "store=memory"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

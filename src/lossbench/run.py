@@ -146,7 +146,6 @@ def build_components(
         )
     check_task_kinds(cfg, dict(choices or {}))  # the dataset's task kind vs each recipe's: one line
     seed = check_seed(cfg.seed)
-    check_task_kinds(cfg, dict(choices or {}))  # a recipe that does not support the dataset's task kind
     try:
         trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
