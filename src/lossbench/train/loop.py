@@ -49,7 +49,8 @@ class FitResult:
 
     `metrics` holds `{selection}/{split}/{name}` for selection in last (final epoch), best (best
     `select_metric` on validation) and oracle (best test value of the task's default metric, e.g.
-    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
+    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus
+    `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
     """
 
     metrics: dict[str, Any]
