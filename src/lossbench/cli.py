@@ -122,9 +122,11 @@ def cmd_run(args: Sequence[str]) -> None:
 
     if len(cells) > 1 and runs_in_process(args):  # grid bar; tqdm hides it when stderr is not a terminal
         run.SESSION.progress = tqdm(total=len(cells), desc="cells", unit="run", disable=None)
+        run.SESSION.pending = []  # cells with trainer.stack=auto are queued, then trained in stacked groups
     GlobalHydra.instance().clear()
     sys.argv = ["lossbench run", *args]
     run.main()
+    run.run_pending()
     if run.SESSION.progress is not None:
         run.SESSION.progress.close()
     # Cells run by the joblib/submitit launchers live in other processes: their outcome is in the store.

@@ -33,7 +33,14 @@ class TrainerConfig:
     few_threshold: int = 20  # few-shot: fewer than this many training examples
     ece_bins: int = 15
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
-    deterministic: bool = True
+    deterministic: bool = True  # torch's deterministic mode (changes no CPU number here; see train/fast.py)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; on CUDA tensor cores, on CPU torch's CPU autocast)
+    # Execution settings (`metadata={"execution": True}`): how a run is computed, not what; left out
+    # of the run identity, so switching them never re-runs a completed cell.
+    compile: bool = field(default=False, metadata={"execution": True})  # torch.compile the features
+    stack: str = field(
+        default="auto", metadata={"execution": True}
+    )  # auto: train a grid's seeds/losses as one stacked model | off
     progress: bool = True  # per-epoch progress bar (only shown on a terminal)
     checkpoint_every: int = 0  # save a resumable checkpoint every N epochs (0 = off)
 
@@ -63,6 +70,10 @@ class TrainerConfig:
             problems.append(
                 f"select_metric must name a validation metric like 'val/acc', got {self.select_metric!r}"
             )
+        if self.precision not in ("fp32", "bf16"):
+            problems.append(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.stack not in ("auto", "off"):
+            problems.append(f"stack must be auto or off, got {self.stack!r}")
         if self.nesterov and self.momentum == 0:
             problems.append("nesterov needs momentum > 0")
         if problems:
