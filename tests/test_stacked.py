@@ -33,7 +33,7 @@ TRAIN = _images(48, 0)
 COUNTS = tuple(torch.bincount(TRAIN.y, minlength=4).tolist())
 DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), num_classes=4,
                 class_counts=COUNTS, input_shape=(3, 8, 8), augment=RandomCropFlip(1))  # fmt: skip
-CFG = TrainerConfig(epochs=3, batch_size=16, device="cpu", progress=False)
+CFG = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False)
 
 
 def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None) -> Member:
@@ -55,12 +55,12 @@ def _numbers(result: FitResult) -> dict[str, float]:
 
 
 def test_stacked_members_agree_with_training_alone():
-    specs = [(0, CrossEntropyLoss), (1, CrossEntropyLoss), (2, FocalLoss)]
+    specs = [(0, CrossEntropyLoss), (1, FocalLoss)]
     stacked = fit_stacked([_member(s, cls) for s, cls in specs], DATA, CFG)
     for (seed, cls), together in zip(specs, stacked, strict=True):
         m = _member(seed, cls)
         alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, CFG, seed=seed)
-        assert isinstance(together, FitResult) and together.execution["stacked_members"] == 3
+        assert isinstance(together, FitResult) and together.execution["stacked_members"] == 2
         a, b = _numbers(alone), _numbers(together)
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), seed
         assert [r["train/loss"] for r in together.history] == pytest.approx(
@@ -69,17 +69,17 @@ def test_stacked_members_agree_with_training_alone():
 
 
 class _PoisonedLoss(CrossEntropyLoss):
-    """Cross-entropy that turns infinite from the second epoch (the test's diverging member)."""
+    """Cross-entropy that turns infinite from the second epoch on (the test's diverging member)."""
 
     def forward(self, logits, targets):
         out = super().forward(logits, targets)
-        return out * float("inf") if self.calls >= 2 else out
+        return out * float("inf") if self.calls >= 1 else out
 
     calls = 0
 
 
 def test_a_diverging_member_is_masked_and_the_others_go_on():
-    members = [_member(0), _member(1), _member(2)]
+    members = [_member(0), _member(1)]
     members[1].loss = _PoisonedLoss()
     members[1].loss.fit(list(COUNTS))
 
@@ -88,15 +88,14 @@ def test_a_diverging_member_is_masked_and_the_others_go_on():
 
     members[1].on_epoch_end = count
     results = fit_stacked(members, DATA, CFG)
-    assert isinstance(results[1], Diverged) and results[1].epoch == 2
-    assert all(isinstance(results[k], FitResult) for k in (0, 2))
-    alone = fit_stacked([_member(0), _member(2)], DATA, CFG)
-    for together, pair in zip((results[0], results[2]), alone, strict=True):
-        assert _numbers(together) == pytest.approx(_numbers(pair), abs=TOL)
+    assert isinstance(results[1], Diverged) and results[1].epoch == 1
+    assert isinstance(results[0], FitResult) and len(results[0].history) == CFG.epochs
+    (alone,) = fit_stacked([_member(0)], DATA, CFG)
+    assert _numbers(results[0]) == pytest.approx(_numbers(alone), abs=TOL)
 
 
 def test_a_stacked_group_resumes_from_its_checkpoint(tmp_path):
-    cfg = TrainerConfig(epochs=3, batch_size=16, device="cpu", progress=False, checkpoint_every=1)
+    cfg = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False, checkpoint_every=1)
     whole = fit_stacked([_member(0), _member(1)], DATA, cfg)
 
     def crash(row):
