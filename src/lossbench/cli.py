@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lossbench.report.command import add_arguments as add_report_arguments
 
@@ -26,6 +27,10 @@ _NO_PREFLIGHT = {
     "-sc",
     "--version",
 }
+
+
+# Configs composed while expanding the overrides of a single run, reused by `preflight`.
+_COMPOSED: dict[tuple[str, ...], Any] = {}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -53,6 +58,7 @@ def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
     base = compose_with_hydra([a for a in args if "," not in a.split("=", 1)[-1]] if multirun else list(args))
     multirun = multirun or str(base.hydra.mode) == "RunMode.MULTIRUN" or str(base.hydra.mode) == "MULTIRUN"
     if not multirun:
+        _COMPOSED[tuple(args)] = base  # preflight reuses it: one Hydra compose less (~0.3 s) per run
         return [list(args)]
     params = base.hydra.sweeper.get("params") or {}
     combined = [f"{k}={v}" for k, v in params.items()] + list(args)
@@ -68,7 +74,7 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
     """
     from hydra.errors import HydraException, MissingConfigException
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     from lossbench.config import compose
@@ -81,7 +87,12 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
         combos = expand_overrides(overrides, multirun)
         seen, cells = set(), []
         for combo in combos:
-            cfg = compose(combo)
+            cfg = _COMPOSED.pop(tuple(combo), None)
+            if cfg is None:
+                cfg = compose(combo)
+            else:
+                with open_dict(cfg):
+                    del cfg["hydra"]
             cells.append((str(cfg.store.url), run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]
             for group in ("dataset", "loss", "weighting", "sampler", "stage2"):
                 node = OmegaConf.to_yaml(cfg[group], resolve=True)
