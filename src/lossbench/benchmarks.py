@@ -239,9 +239,10 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
            f"lossbench stacked x{members} train (per member)": stacked_train,
            "reference test": ref_test_pass, "lossbench test": ours_test}  # fmt: skip
     speeds: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
+    for r in range(rounds):
         for name, fn in fns.items():
             speeds[name].append(fn())
+            print(f"  round {r + 1}: {name}: {speeds[name][-1]:.0f} images/s", file=sys.stderr, flush=True)
     key = f"lossbench stacked x{members} train (per member)"
     speeds[key] = [v / members for v in speeds[key]]
     rows = []
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--grid-rounds", type=int, default=3, help="rounds of each grid benchmark")
     parser.add_argument("--members", type=int, default=4, help="members of the stacked ResNet-32 group")
+    parser.add_argument(
+        "--grids", default=",".join(GRIDS), help=f"grids of the grids section: {', '.join(GRIDS)}"
+    )
     ns = parser.parse_args(argv)
     sections = [s.strip() for s in ns.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -367,7 +371,7 @@ def _print_resnet(ns: argparse.Namespace, device: torch.device) -> None:
 
 
 def _print_grids(ns: argparse.Namespace, device: torch.device) -> None:
-    for name in GRIDS:
+    for name in [g.strip() for g in ns.grids.split(",") if g.strip()]:
         over, seeds = GRIDS[name]
         if name == "fashion_mnist" and not _fashion_mnist_available():
             print(f"## Grid {name}: skipped (Fashion-MNIST files absent; `make data-fashion-mnist`)\n")
