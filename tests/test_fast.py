@@ -14,6 +14,8 @@ from lossbench.data.spec import DataSpec, Split
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.models.resnet_cifar import ResNetCifar
 from lossbench.samplers.instance import InstanceSampler
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import ClassificationTask
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import fit
 from lossbench.train.sgd import SGD
@@ -76,15 +78,15 @@ def _fit(deterministic: bool) -> tuple[dict, dict]:
 
     train = _images(64, 0)
     counts = torch.bincount(train.y, minlength=4).tolist()
-    data = DataSpec(name="t", train=train, val=_images(16, 1), test=_images(16, 2), num_classes=4,
-                    class_counts=tuple(counts), input_shape=(3, 16, 16), augment=RandomCropFlip(2))  # fmt: skip
+    task = ClassificationTask(counts)
+    data = DataSpec(name="t", train=train, val=_images(16, 1), test=_images(16, 2), task=task,
+                    input_shape=(3, 16, 16), augment=RandomCropFlip(2))  # fmt: skip
     torch.manual_seed(0)
     model = ResNetCifar([3, 16, 16], 4, blocks_per_stage=1)
     sampler = InstanceSampler()
-    sampler.fit(train.y, 4)
     cfg = TrainerConfig(epochs=2, batch_size=32, device="cpu", deterministic=deterministic, progress=False)
     loss, weighting = CrossEntropyLoss(), NoWeighting()
-    loss.fit(list(counts)), weighting.fit(list(counts))
+    prepare(task, train.y, loss, weighting, sampler)
     result = fit(model, loss, weighting, sampler, data, cfg, seed=0)
     metrics = {k: v for k, v in result.metrics.items() if k not in ("train_time_s", "peak_mem_mb")}
     return metrics, {k: v.clone() for k, v in model.state_dict().items()}

@@ -14,6 +14,8 @@ from lossbench.losses.focal import FocalLoss
 from lossbench.models.resnet_cifar import ResNetCifar
 from lossbench.samplers.instance import InstanceSampler
 from lossbench.store.db import Store, runs
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import ClassificationTask
 from lossbench.train.checkpoint import rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import Diverged, FitResult, fit
@@ -31,8 +33,9 @@ def _images(n: int, seed: int) -> Split:
 
 TRAIN = _images(48, 0)
 COUNTS = tuple(torch.bincount(TRAIN.y, minlength=4).tolist())
-DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), num_classes=4,
-                class_counts=COUNTS, input_shape=(3, 8, 8), augment=RandomCropFlip(1))  # fmt: skip
+DATA_TASK = ClassificationTask(COUNTS)
+DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), task=DATA_TASK,
+                input_shape=(3, 8, 8), augment=RandomCropFlip(1))  # fmt: skip
 CFG = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False)
 
 
@@ -42,7 +45,7 @@ def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None) -> Member:
     model = ResNetCifar([3, 8, 8], 4, blocks_per_stage=1)
     state = rng_state()
     loss, weighting, sampler = loss_cls(), NoWeighting(), InstanceSampler()
-    loss.fit(list(COUNTS)), weighting.fit(list(COUNTS)), sampler.fit(TRAIN.y, 4)
+    prepare(DATA_TASK, TRAIN.y, loss, weighting, sampler)
     return Member(model, loss, weighting, sampler, seed, state, on_epoch_end)
 
 
@@ -81,7 +84,7 @@ class _PoisonedLoss(CrossEntropyLoss):
 def test_a_diverging_member_is_masked_and_the_others_go_on():
     members = [_member(0), _member(1)]
     members[1].loss = _PoisonedLoss()
-    members[1].loss.fit(list(COUNTS))
+    prepare(DATA_TASK, TRAIN.y, members[1].loss)
 
     def count(row, loss=members[1].loss):
         loss.calls += 1

@@ -171,10 +171,12 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     from lossbench.losses.cross_entropy import CrossEntropyLoss
     from lossbench.models.resnet_cifar import ResNetCifar
     from lossbench.samplers.instance import InstanceSampler
+    from lossbench.tasks.base import prepare
     from lossbench.train.checkpoint import rng_state
     from lossbench.train.config import TrainerConfig
+    from lossbench.train.evaluate import Evaluator
     from lossbench.train.fast import apply_determinism
-    from lossbench.train.loop import evaluate_splits, fit
+    from lossbench.train.loop import fit
     from lossbench.train.stacked import Member, fit_stacked
     from lossbench.weighting.none import NoWeighting
 
@@ -185,12 +187,11 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     spec.loader.exec_module(ref)  # type: ignore[union-attr]
     with tempfile.TemporaryDirectory() as tmp:
         _cifar_files(Path(tmp))
-        data = CIFAR10(root=tmp, imbalance_ratio=100).load()
-        raw = _raw_cifar(Path(tmp), list(data.class_counts))
-    counts = list(data.class_counts)
+        data = CIFAR10(root=tmp, imbalance_ratio=100, verify_md5=False).load()
+        raw = _raw_cifar(Path(tmp), list(data.task.group_counts))
     # training alone: the test split cut to one image, so `fit`'s closing evaluation costs nothing
     train_only = DataSpec(name=data.name, train=data.train, val=data.val, test=type(data.test)(data.test.x[:1], data.test.y[:1]),
-                          num_classes=10, class_counts=data.class_counts, input_shape=data.input_shape, augment=data.augment)  # fmt: skip
+                          task=data.task, input_shape=data.input_shape, augment=data.augment)  # fmt: skip
     cfg = TrainerConfig(epochs=1, batch_size=128, lr=0.1, weight_decay=2e-4, device="cpu", progress=False)
 
     def member(seed: int) -> Member:
@@ -198,7 +199,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
         model = ResNetCifar([3, 32, 32], 10)
         state = rng_state()
         loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
-        loss.fit(counts), weighting.fit(counts), sampler.fit(data.train.y, 10)
+        prepare(data.task, data.train.y, loss, weighting, sampler)
         return Member(model, loss, weighting, sampler, seed, state)
 
     n_train, n_test = len(data.train), len(data.test)
@@ -216,7 +217,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     def ours_test() -> float:
         apply_determinism(True, torch.device("cpu"))
         start = time.perf_counter()
-        evaluate_splits(eval_model, data, ("test",), cfg, torch.device("cpu"), CrossEntropyLoss())
+        Evaluator.of(data, cfg, torch.device("cpu")).evaluate(eval_model, ("test",))
         return n_test / (time.perf_counter() - start)
 
     def stacked_train() -> float:

@@ -8,24 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
+import sqlalchemy as sa
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossbench.config import CONFIG_DIR
+from lossbench.checks import check_device, check_parameter_types, check_schedules
+from lossbench.config import CONFIG_DIR, config_groups
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
-from lossbench.store.db import ClaimLost, Store
-from lossbench.store.record import RunRecord, run_id_of
+from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
+from lossbench.identity import check_seed, run_id_of
+from lossbench.store.db import ClaimLost, Store, StoreError, sqlite_file
+from lossbench.store.record import RunRecord
+from lossbench.tasks.base import prepare
+from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset
 from lossbench.train.checkpoint import remove_checkpoints, rng_state
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, FitResult, fit, resolve_device, seed_everything
 from lossbench.train.stacked import Member, fit_stacked, unstackable
 
@@ -48,28 +58,149 @@ class Session:
 SESSION = Session()
 
 
+class Stop(BaseException):  # noqa: N818  (not an error: the one way out of a grid that must end now)
+    """End the whole `lossbench run` now (a store that cannot be written, Ctrl-C, SIGTERM).
+
+    A `BaseException`, so neither a cell's own handling nor Hydra's job runner swallows it; the
+    command line catches it, marks the runs this process holds as `status`, prints the grid summary
+    and exits with `code` and the one-line `message`.
+    """
+
+    def __init__(self, message: str, code: int = 1, status: str = "failed") -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
 @dataclass
 class Components:
-    """Everything a run needs, instantiated (and so validated) before any data is loaded."""
+    """Everything a run needs, instantiated (and so validated) before it trains."""
 
     dataset: Dataset
+    model: Any
     loss: Any
     weighting: Any
     sampler: Any
     stage2: Any
     trainer: TrainerConfig
+    seed: int
+    warnings: list[str] = field(default_factory=list)  # accepted but unusual settings, kept in the record
 
 
-def build_components(cfg: DictConfig) -> Components:
-    """Instantiate the cheap components; invalid parameters raise here, before any training."""
+def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> None:
+    """Raise `ValueError` (one line, naming the compatible options) if a recipe does not support the dataset's task kind.
+
+    Reads the classes' declarations only (`Dataset.task_kind`, `task_kinds`): nothing is built or loaded.
+    """
+    choices = choices or {}
+
+    def name(group: str) -> str:
+        return str(choices.get(group) or _option_of(group, cfg[group]))
+
+    kind = kind_of_dataset(get_class(str(cfg.dataset._target_)))
+    chosen = {group: (name(group), get_class(str(cfg[group]._target_))) for group in RECIPE_GROUPS}
+    check_compatible(CONFIG_DIR, name("dataset"), kind, chosen)
+
+
+def _option_of(group: str, node: DictConfig) -> str:
+    """The option of `group` whose YAML `node` was composed from (its class name if that is ambiguous).
+
+    Options sharing a `_target_` (the UCI tables, focal_l1/focal_mse) are told apart by their own values.
+    """
+    matches = []
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        yaml = OmegaConf.load(path)
+        if yaml.get("_target_") != node.get("_target_"):
+            continue
+        plain = [
+            k for k in yaml if not str(k).startswith("_") and not OmegaConf.is_interpolation(yaml, str(k))
+        ]
+        if all(k in node and node[k] == yaml[k] for k in plain):
+            matches.append(path.stem)
+    return matches[0] if len(matches) == 1 else str(node._target_).rsplit(".", 1)[-1]
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+def build_components(
+    cfg: DictConfig,
+    cache: dict[tuple[str, str], Any] | None = None,
+    choices: Mapping[str, Any] | None = None,
+) -> Components:
+    """Instantiate and check every component of a cell: the one preflight, shared by `run` and the CLI.
+
+    Raises `ValueError` with a one-line message naming the group and the fix on the first problem:
+    the seed, the trainer (device included), each component's parameters (types first), schedules
+    beyond the last epoch, and the model built on the dataset's shapes. Those come from
+    `Dataset.shapes()` when a dataset knows them without reading its files (the large image sets);
+    otherwise the data is loaded into `SESSION`'s cache, which the run itself then reuses, so
+    nothing is loaded twice in one process (and small datasets' split sizes are checked too).
+    `cache` (the CLI's preflight over a grid) keeps components already built for an identical node;
+    a run passes none, so its components, the seeded model included, are built for it alone.
+    `choices` (group -> option name) lets the messages name the option: `invalid loss 'focal': ...`.
+    """
+    known = {*TOP_LEVEL_KEYS, *config_groups()}
+    unknown = sorted(str(k) for k in cfg if k not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown top-level key(s) {', '.join(unknown)}: nothing reads them; remove them "
+            f"(top-level keys: {', '.join(sorted(known - {'hydra'}))})"
+        )
+    check_task_kinds(cfg, dict(choices or {}))  # the dataset's task kind vs each recipe's: one line
+    seed = check_seed(cfg.seed)
+    try:
+        trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid trainer: {exc}") from exc
+    check_device(trainer.device)
+    starts = {g: cfg[g].get("start_epoch") for g in COMPONENT_GROUPS if isinstance(cfg.get(g), DictConfig)}
+    check_schedules({g: v for g, v in starts.items() if isinstance(v, int)}, trainer.epochs)
+    cache = {} if cache is None else cache
+    built: dict[str, Any] = {}
+    for group in [g for g in COMPONENT_GROUPS if g != "model"]:
+        built[group] = _build(cfg, group, cache, choices)
+    shapes = built["dataset"].shapes()
+    if shapes is None:
+        data = load_data(cfg, built["dataset"])
+        shapes = (tuple(data.input_shape), data.task.output_width)
+    seed_everything(seed)  # the model's initialisation depends on the seed alone
+    shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1]}
+    built["model"] = _build(cfg, "model", cache, choices, **shape)
+    # A component flags a setting it accepts but that is rarely meant (LDAM's max_m=0) in its
+    # `config_warnings`; the run stores them in its record (`environment.warnings`) and logs them.
+    warnings = [f"{g}: {w}" for g, obj in built.items() for w in getattr(obj, "config_warnings", ())]
     return Components(
-        dataset=instantiate(cfg.dataset, _convert_="all"),
-        loss=instantiate(cfg.loss, _convert_="all"),
-        weighting=instantiate(cfg.weighting, _convert_="all"),
-        sampler=instantiate(cfg.sampler, _convert_="all"),
-        stage2=instantiate(cfg.stage2, _convert_="all"),
-        trainer=TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),  # type: ignore[arg-type]
+        trainer=trainer,
+        seed=seed,
+        model=built["model"],
+        warnings=warnings,
+        **{g: built[g] for g in built if g != "model"},
     )
+
+
+def _build(
+    cfg: DictConfig,
+    group: str,
+    cache: dict[tuple[str, str], Any],
+    choices: Mapping[str, Any] | None,
+    **extra: Any,
+) -> Any:
+    """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group."""
+    key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
+    if key in cache:  # preflight over a grid: an identical node was built and checked already
+        return cache[key]
+    try:
+        values = OmegaConf.to_container(cfg[group], resolve=True)
+        check_parameter_types(group, values if isinstance(values, dict) else {})
+        obj = instantiate(cfg[group], _convert_="all", **extra)
+    except Exception as exc:  # ValueError, or a constructor's TypeError, ImportError, ...: their own words
+        name = (choices or {}).get(group)
+        raise ValueError(f"invalid {group}{f' {name!r}' if name else ''}: {_one_line(exc)}") from exc
+    cache[key] = obj  # a run passes a fresh cache: its components (the seeded model) are its own
+    return obj
 
 
 def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
@@ -80,17 +211,28 @@ def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
     return SESSION.data[key]
 
 
-def get_store(cfg: DictConfig) -> Store:
-    """The store for `cfg.store`, opened once per process per URL."""
-    url = str(cfg.store.url)
+def get_store(url: str, node: DictConfig) -> Store:
+    """The store at `url` (config `node`) opened for writing, once per process per URL.
+
+    Opening refuses a foreign or corrupted database before anything is written (`StoreError`); a
+    store it creates is announced on stderr, so a mistyped path does not go unnoticed.
+    """
     if url not in SESSION.stores:
-        SESSION.stores[url] = instantiate(cfg.store)
+        try:
+            store = instantiate(node)
+        except InstantiationException as exc:  # the store's own one line (StoreError), not Hydra's wrapper
+            if isinstance(exc.__cause__, ValueError):
+                raise exc.__cause__ from None
+            raise
+        if store.created and sqlite_file(url) is not None:
+            print(f"lossbench: created a new store at {sqlite_file(url)}", file=sys.stderr)
+        SESSION.stores[url] = store
     return SESSION.stores[url]
 
 
 @dataclass
 class Cell:
-    """A claimed cell on its way through the pipeline (`_claim` -> `_build` -> train -> `_finish`)."""
+    """A claimed cell on its way through the pipeline (`_claim` -> `_prepare` -> train -> `_finish`)."""
 
     cfg: DictConfig
     record: RunRecord
@@ -100,10 +242,10 @@ class Cell:
     sink: Any
     env: dict[str, Any]
     ckpt: Path | None
+    aug_state: dict[str, Any]  # torch's RNG state right after the model was built (its augmentation's)
     data: DataSpec | None = None
-    model: Any = None
     meta: dict[str, Any] | None = None
-    aug_state: dict[str, Any] | None = None  # torch's RNG state right after the model was built
+    evaluator: Evaluator | None = None
 
 
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
@@ -111,7 +253,7 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
 
     While `SESSION.pending` is a list (`lossbench run -m` with the in-process launcher), a cell with
     `trainer.stack=auto` is only queued (status `deferred`); `run_pending` then trains the queued
-    cells in stacked groups.
+    cells, in stacked groups where they share everything but seed, loss and weighting.
     """
     if SESSION.pending is not None and cfg.trainer.stack == "auto":
         SESSION.pending.append((cfg, choices))
@@ -120,7 +262,7 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     if cell is None:
         return _outcome("skipped")
     try:
-        _build(cell)
+        _prepare(cell)
     except Exception as exc:
         return _finish(cell, exc)
     return _finish(cell, _train_alone(cell))
@@ -148,8 +290,9 @@ def run_pending() -> None:
 def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
     """Claim, build and train `cells` as one stacked group (`train/stacked.py`); each writes its record.
 
-    Cells already completed (or running elsewhere) are left out; a cell that fails to build, or
-    whose model cannot be stacked, is recorded or trained alone. Returns the statuses.
+    Cells already completed (or running elsewhere) are left out; a cell that fails to build is
+    recorded as failed; one whose model or recipes cannot be stacked trains alone. Returns the
+    statuses of the stacked members.
     """
     claimed = []
     for cfg, choices in cells:
@@ -158,11 +301,12 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
             _outcome("skipped")
             continue
         try:
-            _build(cell)
+            _prepare(cell)
         except Exception as exc:
             _finish(cell, exc)
             continue
-        if unstackable(cell.model) is not None:
+        c = cell.components
+        if unstackable(c.model, c.loss, c.weighting, c.stage2) is not None:
             _finish(cell, _train_alone(cell))
             continue
         claimed.append(cell)
@@ -174,13 +318,19 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
         ids = hashlib.sha256(" ".join(sorted(c.record.run_id for c in claimed)).encode()).hexdigest()[:20]
         ckpt = Path(claimed[0].cfg.paths.results_dir) / "checkpoints" / f"stack-{ids}"
     members = [
-        Member(c.model, c.components.loss, c.components.weighting, c.components.sampler,
-               int(c.cfg.seed), c.aug_state or {}, _heartbeat(c))
+        Member(c.components.model, c.components.loss, c.components.weighting, c.components.sampler,
+               c.components.seed, c.aug_state, _heartbeat(c))
         for c in claimed
     ]  # fmt: skip
     log.info("training %d runs stacked: %s", len(members), "; ".join(c.title for c in claimed))
     try:
-        results: list[FitResult | BaseException] = fit_stacked(members, claimed[0].data, trainer, ckpt)  # type: ignore[arg-type]
+        results: list[FitResult | BaseException] = fit_stacked(
+            members,
+            claimed[0].data,
+            trainer,
+            ckpt,
+            evaluator=claimed[0].evaluator,  # type: ignore[arg-type]
+        )
     except Exception as exc:  # the whole group failed: every member records it
         results = [exc] * len(claimed)
     statuses = [_finish(c, r) for c, r in zip(claimed, results, strict=True)]
@@ -189,21 +339,11 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
     return statuses
 
 
-def _train_alone(cell: Cell) -> FitResult | BaseException:
-    c = cell.components
-    try:
-        return fit(
-            cell.model, c.loss, c.weighting, c.sampler, cell.data, c.trainer,  # type: ignore[arg-type]
-            seed=int(cell.cfg.seed), on_epoch_end=_heartbeat(cell), checkpoint_dir=cell.ckpt,
-        )  # fmt: skip
-    except Exception as exc:
-        return exc
-
-
 def _claim(cfg: DictConfig, choices: dict[str, Any]) -> Cell | None:
-    """Instantiate the cell's components and claim its run in the store; None if it is skipped."""
-    components = build_components(cfg)
-    store = get_store(cfg)
+    """Build and check the cell's components and claim its run in the store; None if it is skipped."""
+    components = build_components(cfg, choices=choices)
+    aug_state = rng_state()  # right after the seeded model: what this run's augmentation draws from
+    store = get_store(str(cfg.store.url), cfg.store)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
     title = (
         " ".join(f"{k}={v}" for k, v in record.labels.items() if v and k != "trainer")
@@ -219,27 +359,25 @@ def _claim(cfg: DictConfig, choices: dict[str, Any]) -> Cell | None:
         return None
     sink = instantiate(cfg.logger) if cfg.get("logger") else None
     env = {**record.environment, "device": _device_name(components.trainer.device)}
+    if components.warnings:
+        env["warnings"] = components.warnings
+        for warning in components.warnings:
+            log.warning("%s: %s", title, warning)
     ckpt = (
         Path(cfg.paths.results_dir) / "checkpoints" / record.run_id
         if components.trainer.checkpoint_every
         else None
     )
-    return Cell(cfg, record, title, store, components, sink, env, ckpt)
+    return Cell(cfg, record, title, store, components, sink, env, ckpt, aug_state)
 
 
-def _build(cell: Cell) -> None:
-    """Load the data, build the model with the cell's seed and fit the components to the counts."""
-    cfg, c = cell.cfg, cell.components
-    cell.data = load_data(cfg, c.dataset)
+def _prepare(cell: Cell) -> None:
+    """Load the data, fit the components to the training statistics, build the evaluator."""
+    c = cell.components
+    cell.data = load_data(cell.cfg, c.dataset)
     cell.meta = dict(cell.data.meta)
-    seed_everything(int(cfg.seed))
-    cell.model = instantiate(
-        cfg.model, input_shape=list(cell.data.input_shape), num_classes=cell.data.num_classes
-    )
-    cell.aug_state = rng_state()
-    c.loss.fit(list(cell.data.class_counts))
-    c.weighting.fit(list(cell.data.class_counts))
-    c.sampler.fit(cell.data.train.y, cell.data.num_classes)
+    prepare(cell.data.task, cell.data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
+    cell.evaluator = Evaluator.of(cell.data, c.trainer, resolve_device(c.trainer.device))
     if cell.sink is not None:
         cell.sink.start(cell.record.run_id, cell.record.config, cell.record.labels)
 
@@ -253,10 +391,21 @@ def _heartbeat(cell: Cell) -> Any:
     return on_epoch_end
 
 
+def _train_alone(cell: Cell) -> FitResult | BaseException:
+    c = cell.components
+    try:
+        return fit(
+            c.model, c.loss, c.weighting, c.sampler, cell.data, c.trainer,  # type: ignore[arg-type]
+            seed=c.seed, on_epoch_end=_heartbeat(cell), checkpoint_dir=cell.ckpt, evaluator=cell.evaluator,
+        )  # fmt: skip
+    except Exception as exc:
+        return exc
+
+
 def _finish(cell: Cell, result: FitResult | BaseException) -> str:
     """Run stage 2 on a trained cell and write its record; `result` is stage 1's or what stopped it."""
     status, metrics, rows, error = "failed", None, [], None
-    title, env = cell.title, cell.env
+    title, env, c = cell.title, cell.env, cell.components
     try:
         if isinstance(result, BaseException):
             raise result
@@ -265,11 +414,10 @@ def _finish(cell: Cell, result: FitResult | BaseException) -> str:
             env["resumed_from_epoch"] = result.resumed_from
             log.info("resumed %s from its checkpoint after epoch %d", title, result.resumed_from)
         # stage 2 (cRT, tau-norm, ...): changes the model in place; the metrics become the final model's
-        result = cell.components.stage2.run(
-            cell.model, cell.data, cell.components.trainer, int(cell.cfg.seed), stage1=result
-        )
+        result = c.stage2.run(c.model, cell.data, c.trainer, c.seed, stage1=result, evaluator=cell.evaluator)
         status, metrics, rows = "completed", result.metrics, result.history
-        log.info("done %s: test/acc %.4f (last epoch)", title, metrics["last/test/acc"])
+        shown = "test/" + cell.evaluator.select_metric.split("/", 1)[1]  # type: ignore[union-attr]
+        log.info("done %s: %s %.4f (last epoch)", title, shown, metrics[f"last/{shown}"])
     except Diverged as exc:
         status, rows, error = "diverged", exc.history, str(exc)
         log.warning("diverged %s: %s", title, exc)
@@ -319,10 +467,36 @@ def _device_name(name: str) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def release_all(status: str, reason: str) -> int:
+    """Mark every run this process holds in any store as `status`; the number of runs so marked."""
+    released = 0
+    for store in SESSION.stores.values():
+        n = store.release_claims(status, reason)
+        SESSION.outcomes.extend([status] * n)
+        released += n
+    return released
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> str:
-    """The Hydra app behind `lossbench run`."""
-    return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+    """The Hydra app behind `lossbench run`.
+
+    A cell's own failure is recorded in its row and the grid goes on; anything that escapes a cell
+    (the store cannot be opened or written, a component that preflight could not check) ends the
+    whole grid through `Stop`, which the command line turns into one line and a summary.
+    """
+    try:
+        return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+    except StoreError as exc:
+        raise Stop(str(exc), code=2) from exc
+    except (sa.exc.OperationalError, OSError) as exc:
+        text = _one_line(getattr(exc, "orig", None) or exc)
+        raise Stop(f"cannot write to the store {cfg.store.url} ({text}); free disk space or fix its "
+                   "permissions, then rerun the same command to resume") from exc  # fmt: skip
+    except ValueError as exc:
+        raise Stop(_one_line(exc), code=2) from exc
+    except Exception as exc:  # noqa: BLE001
+        raise Stop(f"{type(exc).__name__}: {_one_line(exc)}") from exc
 
 
 if __name__ == "__main__":

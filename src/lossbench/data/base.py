@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from lossbench.data.longtail import (
 )
 from lossbench.data.noise import LabelNoise, apply_label_noise
 from lossbench.data.spec import DataSpec, Split
+from lossbench.tasks.base import CLASSIFICATION
+from lossbench.tasks.classification import ClassificationTask
 
 
 class Dataset(ABC):
@@ -29,9 +32,21 @@ class Dataset(ABC):
     `self.noise` (seeded by `self.data_seed`) to train and validation, so every dataset gets it.
     """
 
+    task_kind: ClassVar[str] = CLASSIFICATION  # the kind of `load().task`, known without loading
     noise: LabelNoise = LabelNoise()
     data_seed: int = 0
     asymmetric_map: Mapping[int, int] | None = None  # the dataset's published asymmetric-noise map
+    # Constructor parameters that say where the files are or how to get them, never what they hold
+    # (their contents are checked): left out of the run id (`lossbench.identity`).
+    execution_params: tuple[str, ...] = ()
+
+    def shapes(self) -> tuple[tuple[int, ...], int] | None:
+        """(input_shape, num_classes) when known without reading the data, else None (then it is loaded).
+
+        Preflight builds the model on these shapes; large datasets answer here so a grid's preflight
+        never holds their arrays.
+        """
+        return None
 
     @abstractmethod
     def build(self) -> DataSpec:
@@ -111,12 +126,18 @@ def longtail_spec(
     rng = np.random.default_rng(data_seed)
     remaining = np.arange(len(y))
     if test is None:
-        test_idx = select_per_class(y, [test_per_class] * num_classes, rng)
+        test_idx = select_per_class(
+            y, [test_per_class] * num_classes, rng, f"dataset.test_per_class={test_per_class}"
+        )
         remaining = np.setdiff1d(remaining, test_idx)
         test_x, test_y = x[test_idx], y[test_idx]
     else:
         test_x, test_y = test
-    val_idx = remaining[select_per_class(y[remaining], [val_per_class] * num_classes, rng)]
+    val_idx = remaining[
+        select_per_class(
+            y[remaining], [val_per_class] * num_classes, rng, f"dataset.val_per_class={val_per_class}"
+        )
+    ]
     remaining = np.setdiff1d(remaining, val_idx)
     available = np.bincount(y[remaining], minlength=num_classes)
     head = int(available.min()) if n_max is None else n_max
@@ -143,8 +164,7 @@ def longtail_spec(
         train=_split(prep(x[train_idx]), y[train_idx]),
         val=_split(prep(x[val_idx]), y[val_idx]),
         test=_split(prep(test_x), test_y),
-        num_classes=num_classes,
-        class_counts=tuple(counts),
+        task=ClassificationTask(tuple(counts)),
         input_shape=tuple(x.shape[1:]),
         meta=meta,
     )

@@ -9,20 +9,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from lossbench.data.spec import DataSpec, Split
+from lossbench.data.spec import DataSpec
 from lossbench.losses.base import Loss
-from lossbench.metrics.functional import classification_metrics
 from lossbench.metrics.names import HIGHER_IS_BETTER
 from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lossbench.train.config import TrainerConfig
-from lossbench.train.evaluate import evaluate
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.fast import (
     apply_determinism,
     autocast,
@@ -35,6 +35,13 @@ from lossbench.train.sgd import SGD
 from lossbench.weighting.base import Weighting
 
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class EpochEndHook(Protocol):
+    """A component that acts after each epoch's last optimizer step, before evaluation."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called with the 0-based epoch and the model (e.g. a projection of its weights)."""
 
 
 class Diverged(RuntimeError):
@@ -50,8 +57,8 @@ class FitResult:
     """What a finished run hands to the store.
 
     `metrics` holds `{selection}/{split}/{name}` for selection in last (final epoch), best (best
-    `select_metric` on validation) and oracle (best test accuracy: what papers that select on the
-    test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
+    `select_metric` on validation) and oracle (best test value of the task's default metric, e.g.
+    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
     """
 
     metrics: dict[str, Any]
@@ -75,103 +82,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Selection:
-    """A run's per-epoch history and its last / best-validation / oracle evaluations.
-
-    The one bookkeeping every trainer shares (`fit` and the stacked trainer, `train/stacked.py`):
-    `record` takes an epoch's row and, on evaluated epochs, the per-split metrics; `metrics` gives
-    the `FitResult.metrics` described there.
-    """
-
-    def __init__(self, cfg: TrainerConfig, has_val: bool) -> None:
-        self.select = cfg.select_metric.split("/", 1)[1]
-        self.sign = 1.0 if HIGHER_IS_BETTER.get(self.select, True) else -1.0
-        self.has_val = has_val
-        # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
-        self.splits = ("val", "test") if has_val else ("test",)
-        self.history: list[dict[str, Any]] = []
-        self.last: dict[str, dict[str, Any]] = {}
-        self.best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
-        self.oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
-
-    def evaluated(self, row: dict[str, Any], last: dict[str, dict[str, Any]]) -> str:
-        """Take the epoch's evaluation `last` ({split: metrics}) into `row` and the trackers.
-
-        Returns the progress bar's summary, e.g. ``"val 0.812"``.
-        """
-        self.last = last
-        epoch = row["epoch"]
-        for split, values in last.items():
-            row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
-        score = _score(last["val"][self.select], self.sign) if "val" in last else -math.inf
-        if score > self.best[0]:
-            self.best = (score, epoch, last)
-        if last["test"]["acc"] > self.oracle[0]:
-            self.oracle = (last["test"]["acc"], epoch, last)
-        split, name = ("val", self.select) if "val" in last else ("test", "acc")
-        return f"{split} {last[split][name]:.3f}"
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of it."""
-        return dict(history=self.history, last=self.last, best=self.best, oracle=self.oracle)
-
-    def load(self, saved: dict[str, Any]) -> None:
-        """Restore what `state` returned."""
-        self.history, self.last = saved["history"], saved["last"]
-        self.best, self.oracle = tuple(saved["best"]), tuple(saved["oracle"])  # type: ignore[assignment]
-
-    def metrics(self) -> dict[str, Any]:
-        """`{selection}/{split}/{name}` for last, best and oracle, plus `best_epoch` and `oracle_epoch`."""
-        metrics: dict[str, Any] = {}
-        for selection, result in (("last", self.last), ("best", self.best[2]), ("oracle", self.oracle[2])):
-            for split, values in result.items():
-                metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
-        metrics["best_epoch"], metrics["oracle_epoch"] = (
-            (self.best[1] if self.has_val else None),
-            self.oracle[1],
-        )
-        if not self.has_val:
-            metrics["selection_note"] = "no validation split: best/ metrics absent; report last/ or oracle/"
-        return metrics
-
-
-def evaluate_splits(
-    model: Classifier,
-    data: DataSpec,
-    splits: tuple[str, ...],
-    cfg: TrainerConfig,
-    device: torch.device,
-    loss: Loss,
-) -> dict[str, dict[str, Any]]:
-    """Every metric of `model` on each of `splits` (inference mode, `cfg.eval_batch_size` per forward)."""
-    kw = dict(batch_size=cfg.eval_batch_size, device=device, many_threshold=cfg.many_threshold,
-              few_threshold=cfg.few_threshold, ece_bins=cfg.ece_bins, logit_scale=loss.logit_scale)  # fmt: skip
-    with autocast(cfg.precision, device):
-        return {split: evaluate(model, getattr(data, split), data.class_counts, **kw) for split in splits}
-
-
-def split_metrics(
-    logits: torch.Tensor, split: Split, class_counts: Sequence[int], cfg: TrainerConfig, loss: Loss
-) -> dict[str, Any]:
-    """Every metric of logits (N, C) on `split`, scaled by the loss's `logit_scale` as `evaluate` does."""
-    return classification_metrics(
-        logits * loss.logit_scale, split.y, class_counts, cfg.many_threshold, cfg.few_threshold, cfg.ece_bins
-    )
-
-
-def is_due(cfg: TrainerConfig, epoch: int) -> bool:
-    """Whether `epoch` (0-based) is evaluated: every `eval_every` epochs and always the last one."""
-    return (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
-
-
-def set_lr(opt: SGD, cfg: TrainerConfig, epoch: int) -> float:
-    """Set every parameter group's learning rate for `epoch`; returns it."""
-    lr = cfg.lr * cfg.lr_factor(epoch)
-    for group in opt.param_groups:
-        group["lr"] = lr
-    return lr
-
-
 def fit(
     model: Classifier,
     loss: Loss,
@@ -182,19 +92,19 @@ def fit(
     seed: int,
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | Path | None = None,
+    evaluator: Evaluator | None = None,
+    hooks: Sequence[EpochEndHook] = (),
 ) -> FitResult:
     """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
 
-    `loss`, `weighting` and `sampler` must already have seen the class counts (`fit`). Raises
+    `loss`, `weighting` and `sampler` must already have seen the training statistics
+    (`tasks.base.prepare`). `evaluator` scores val and test (built from `cfg` when None; `run.py`
+    builds one per run and shares it with the second stage). After each epoch's last step the loop
+    calls `on_epoch_end(epoch, model)` on the loss, the weighting and each of `hooks`. Raises
     `Diverged` when the epoch's mean objective is not finite. With `checkpoint_dir`, training
     continues after the checkpoint found there (if any) and, when `cfg.checkpoint_every` > 0,
     saves one every that many epochs (`train/checkpoint.py`): a resumed run ends exactly as an
     uninterrupted one would (on CPU, same seed).
-
-    Execution (`train/fast.py`): conv nets train and evaluate in channels_last; the forward runs
-    under `cfg.precision`; the epoch's loss is summed on the device (one host sync per epoch, none
-    per step); evaluation runs in inference mode with `cfg.eval_batch_size` examples per forward.
-    `FitResult.metrics["execution"]` records the settings used.
     """
     device = resolve_device(cfg.device)
     apply_determinism(cfg.deterministic, device, cfg.compile)
@@ -203,10 +113,13 @@ def fit(
     fmt = memory_format(model)
     model.to(device, memory_format=fmt), loss.to(device), weighting.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
-    opt = SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    opt = SGD(
+        param_groups(model, loss, weighting), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
-    track = Selection(cfg, has_val=bool(len(data.val)))
+    evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
+    track = Selection(cfg, evaluator)
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
@@ -242,13 +155,17 @@ def fit(
             objective.backward()
             opt.step()
             total += objective.detach() * len(idx)
+        for part in (loss, weighting, *hooks):
+            part.on_epoch_end(epoch, model)
         train_loss = float(total) / max(1, len(order))  # the epoch's one host synchronisation
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
         if not math.isfinite(train_loss):
             track.history.append(row)
             raise Diverged(epoch, train_loss, track.history)
         if is_due(cfg, epoch):
-            shown = track.evaluated(row, evaluate_splits(model, data, track.splits, cfg, device, loss))
+            with autocast(cfg.precision, device):
+                last = evaluator.evaluate(model, track.splits, logit_scale=loss.logit_scale)
+            shown = track.evaluated(row, last)
             bar.set_postfix_str(f"loss {train_loss:.3f}, {shown}")
         track.history.append(row)
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
@@ -266,6 +183,100 @@ def fit(
         metrics=metrics, history=track.history, resumed_from=first_epoch - 1 if saved else None,
         execution=execution_record(cfg, device, model),
     )  # fmt: skip
+
+
+def param_groups(model: nn.Module, loss: Loss, weighting: Weighting) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: everything on the schedule, except a recipe's `fixed_lr` parameters.
+
+    A loss or weighting with `fixed_lr` (Balanced MSE's noise scale) keeps its own constant rate.
+    """
+    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    fixed = [
+        (m, [p for p in m.parameters() if p.requires_grad])
+        for m in (loss, weighting)
+        if m.fixed_lr is not None
+    ]
+    mine = {id(p) for _, own in fixed for p in own}
+    groups = [{"params": [p for p in params if id(p) not in mine]}]
+    return groups + [{"params": own, "lr": m.fixed_lr, "fixed_lr": True} for m, own in fixed if own]
+
+
+class Selection:
+    """A run's per-epoch history and its last / best-validation / oracle evaluations.
+
+    The one bookkeeping every trainer shares (`fit` and the stacked trainer, `train/stacked.py`):
+    `evaluated` takes an evaluated epoch's row and per-split metrics; `metrics` gives the
+    `FitResult.metrics` described there. Best: the best `select_metric` on validation (the task's
+    default when null); oracle: the best test value of the task's default metric.
+    """
+
+    def __init__(self, cfg: TrainerConfig, evaluator: Evaluator) -> None:
+        self.select = (cfg.select_metric or evaluator.select_metric).split("/", 1)[1]
+        self.sign = 1.0 if HIGHER_IS_BETTER.get(self.select, True) else -1.0
+        self.task_metric = evaluator.select_metric.split("/", 1)[
+            1
+        ]  # the oracle's test metric (acc, mae, ...)
+        self.task_sign = 1.0 if HIGHER_IS_BETTER.get(self.task_metric, True) else -1.0
+        # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
+        self.splits = evaluator.splits()
+        self.has_val = "val" in self.splits
+        self.history: list[dict[str, Any]] = []
+        self.last: dict[str, dict[str, Any]] = {}
+        self.best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+        self.oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+
+    def evaluated(self, row: dict[str, Any], last: dict[str, dict[str, Any]]) -> str:
+        """Take the epoch's evaluation `last` ({split: metrics}) into `row` and the trackers.
+
+        Returns the progress bar's summary, e.g. ``"val/acc 0.812"``.
+        """
+        self.last, epoch = last, row["epoch"]
+        for split, values in last.items():
+            row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
+        score = _score(last["val"][self.select], self.sign) if "val" in last else -math.inf
+        if score > self.best[0]:
+            self.best = (score, epoch, last)
+        if _score(last["test"][self.task_metric], self.task_sign) > self.oracle[0]:
+            self.oracle = (_score(last["test"][self.task_metric], self.task_sign), epoch, last)
+        split, name = ("val", self.select) if "val" in last else ("test", self.task_metric)
+        return f"{split}/{name} {last[split][name]:.3f}"
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it."""
+        return dict(history=self.history, last=self.last, best=self.best, oracle=self.oracle)
+
+    def load(self, saved: dict[str, Any]) -> None:
+        """Restore what `state` returned."""
+        self.history, self.last = saved["history"], saved["last"]
+        self.best, self.oracle = tuple(saved["best"]), tuple(saved["oracle"])  # type: ignore[assignment]
+
+    def metrics(self) -> dict[str, Any]:
+        """`{selection}/{split}/{name}` for last, best and oracle, plus `best_epoch` and `oracle_epoch`."""
+        metrics: dict[str, Any] = {}
+        for selection, result in (("last", self.last), ("best", self.best[2]), ("oracle", self.oracle[2])):
+            for split, values in result.items():
+                metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
+        metrics["best_epoch"], metrics["oracle_epoch"] = (
+            (self.best[1] if self.has_val else None),
+            self.oracle[1],
+        )
+        if not self.has_val:
+            metrics["selection_note"] = "no validation split: best/ metrics absent; report last/ or oracle/"
+        return metrics
+
+
+def is_due(cfg: TrainerConfig, epoch: int) -> bool:
+    """Whether `epoch` (0-based) is evaluated: every `eval_every` epochs and always the last one."""
+    return (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+
+
+def set_lr(opt: SGD, cfg: TrainerConfig, epoch: int) -> float:
+    """Set the scheduled learning rate for `epoch` on every group without a `fixed_lr`; returns it."""
+    lr = cfg.lr * cfg.lr_factor(epoch)
+    for group in opt.param_groups:
+        if not group.get("fixed_lr"):
+            group["lr"] = lr
+    return lr
 
 
 def _score(value: float | None, sign: float) -> float:

@@ -16,7 +16,7 @@ that makes it the run it would be alone:
 The loss is `sum_k objective_k`, so member k's gradient is the gradient of its own objective.
 Evaluation is one batched inference-mode forward for all members (`_predict`, the stacked
 `predict`); the metrics, the best/oracle selection and the record come from `train/loop.py`
-(`split_metrics`, `Selection`), per member. Each member's model receives its trained slice at the end.
+(`Evaluator.scores`, `Selection`), per member. Each member's model receives its trained slice at the end.
 A member whose epoch objective is not finite ends with `Diverged` and is dropped from the stack (its
 slices removed from parameters and momentum); the others go on. A member whose epoch callback raises
 (a lost claim) is dropped the same way with that exception as its outcome.
@@ -45,6 +45,7 @@ from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, save_checkpoint
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.fast import apply_determinism, autocast, execution_record
 from lossbench.train.loop import (
     Diverged,
@@ -55,7 +56,6 @@ from lossbench.train.loop import (
     is_due,
     resolve_device,
     set_lr,
-    split_metrics,
 )
 from lossbench.train.sgd import SGD
 from lossbench.weighting.base import Weighting
@@ -83,10 +83,15 @@ class Member:
     on_epoch_end: EpochCallback | None = None
 
 
-def unstackable(model: nn.Module) -> str | None:
-    """Why `model` cannot be trained stacked (None if it can)."""
+def unstackable(model: nn.Module, loss: Loss, weighting: Weighting, stage2: Any = None) -> str | None:
+    """Why a run with these components cannot be trained stacked (None if it can)."""
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         return "dropout draws from one generator for all members"
+    for part, base in ((loss, Loss), (weighting, Weighting)):
+        if type(part).on_epoch_end is not base.on_epoch_end:
+            return f"{type(part).__name__} acts on the model after each epoch"
+        if part.fixed_lr is not None:
+            return f"{type(part).__name__} has parameters on their own learning rate"
     return None
 
 
@@ -113,6 +118,7 @@ def fit_stacked(
     data: DataSpec,
     cfg: TrainerConfig,
     checkpoint_dir: str | Path | None = None,
+    evaluator: Evaluator | None = None,
 ) -> list[FitResult | BaseException]:
     """Train `members` together on `data`; one `FitResult` (or the exception that ended it) per member.
 
@@ -140,7 +146,8 @@ def fit_stacked(
     active = list(range(len(members)))  # members still training, in stack order
     sampler_gens = [torch.Generator().manual_seed(m.seed) for m in members]
     aug_gens = [_generator(m.aug_state, device) for m in members]
-    tracks = [Selection(cfg, has_val=bool(len(data.val))) for _ in members]
+    evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
+    tracks = [Selection(cfg, evaluator) for _ in members]
     outcomes: list[FitResult | BaseException | None] = [None] * len(members)
 
     def extra(k: int) -> list[Tensor]:
@@ -234,7 +241,7 @@ def fit_stacked(
             if is_due(cfg, epoch):
                 loss = members[k].loss
                 split_logits = {s: logits[s][j] for s in track.splits}
-                track.evaluated(row, {s: split_metrics(v, getattr(data, s), data.class_counts, cfg, loss)
+                track.evaluated(row, {s: evaluator.scores(v, getattr(data, s), loss.logit_scale)
                                       for s, v in split_logits.items()})  # fmt: skip
             track.history.append(row)
             if members[k].on_epoch_end is not None:
