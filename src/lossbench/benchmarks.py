@@ -26,8 +26,9 @@ import torch
 from torch.utils import benchmark
 from torch.utils.data import DataLoader, TensorDataset
 
-from lossbench.config import options
+from lossbench.config import CONFIG_DIR
 from lossbench.losses import build_loss
+from lossbench.tasks.compatible import CLASSIFICATION, options_for
 from lossbench.weighting import build_weighting
 
 
@@ -60,7 +61,7 @@ def bench_losses(device: torch.device, n: int, c: int, rounds: int) -> list[tupl
     logits = torch.randn(n, c, generator=g).to(device).requires_grad_(True)
     targets = torch.randint(0, c, (n,), generator=g).to(device)
     fns = {}
-    for name in options("loss"):
+    for name in options_for(CONFIG_DIR, "loss", CLASSIFICATION):  # (N, C) logits: classification losses
         loss = build_loss(name, counts).to(device)
 
         def step(loss=loss) -> None:
@@ -82,7 +83,7 @@ def bench_weightings(device: torch.device, n: int, c: int, rounds: int) -> list[
     targets = torch.randint(0, c, (n,), generator=g).to(device)
     ce = build_loss("ce", counts).to(device)
     fns = {}
-    for name in options("weighting"):
+    for name in options_for(CONFIG_DIR, "weighting", CLASSIFICATION):
         weighting = build_weighting(name, counts).to(device)
         weighting.on_epoch_start(10**6)  # deferred recipes active
 
