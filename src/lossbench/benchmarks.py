@@ -1,14 +1,19 @@
-"""`make bench`: the speed numbers that go in BENCHMARKS.md.
+"""`make bench`: the speed numbers that go in BENCHMARKS.md, side by side in one invocation.
 
-Every number is a median over round-robin rounds (each a torch.utils.benchmark `blocked_autorange`),
-and every ratio is the median of ratios taken within a round, all in the same run. On a CPU only the ratios are meant to be quoted; absolute times are printed for the
-record and are comparable only on a GPU (pass `--device cuda`). Every loss and weighting option is
-enumerated from `configs/`, so a new one is benchmarked without editing this file.
+Sections (`--only`): `startup` (fixed cost of a one-cell run), `resnet` (ResNet-32 train and test
+images/s: lossbench, lossbench stacked, and the reference-style loop of `benchmarks/reference_loop.py`
+on the same CIFAR-format files), `grids` (a 12-cell digits grid and a Fashion-MNIST-LT LeNet grid:
+stacked vs one at a time vs one process per run), and the loss / weighting / batching micro tables.
+Every number is a median over rounds in which the compared options run round-robin, and every ratio is
+the median of ratios taken within a round, so load that drifts during the run hits all options alike.
+On a CPU only the ratios are meant to be quoted; absolute times are comparable only on a GPU. Losses
+and weightings are enumerated from `configs/`, so a new one is benchmarked without editing this file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,8 +26,9 @@ import torch
 from torch.utils import benchmark
 from torch.utils.data import DataLoader, TensorDataset
 
-from lossbench.config import options
+from lossbench.config import CONFIG_DIR
 from lossbench.losses import build_loss
+from lossbench.tasks.compatible import CLASSIFICATION, options_for
 from lossbench.weighting import build_weighting
 
 
@@ -55,7 +61,7 @@ def bench_losses(device: torch.device, n: int, c: int, rounds: int) -> list[tupl
     logits = torch.randn(n, c, generator=g).to(device).requires_grad_(True)
     targets = torch.randint(0, c, (n,), generator=g).to(device)
     fns = {}
-    for name in options("loss"):
+    for name in options_for(CONFIG_DIR, "loss", CLASSIFICATION):  # (N, C) logits: classification losses
         loss = build_loss(name, counts).to(device)
 
         def step(loss=loss) -> None:
@@ -77,7 +83,7 @@ def bench_weightings(device: torch.device, n: int, c: int, rounds: int) -> list[
     targets = torch.randint(0, c, (n,), generator=g).to(device)
     ce = build_loss("ce", counts).to(device)
     fns = {}
-    for name in options("weighting"):
+    for name in options_for(CONFIG_DIR, "weighting", CLASSIFICATION):
         weighting = build_weighting(name, counts).to(device)
         weighting.on_epoch_start(10**6)  # deferred recipes active
 
@@ -117,40 +123,279 @@ def bench_batching(device: torch.device, rounds: int) -> list[tuple[str, float, 
     return interleaved({"slicing": slicing, "loader": lambda: train(loader)}, "slicing", rounds)
 
 
-def bench_grid(cells: int) -> tuple[float, float]:
-    """Wall time of `cells` tiny runs as one `lossbench run -m` vs one process per cell."""
-    exe = str(Path(sys.executable).with_name("lossbench"))
-    common = ["dataset=synthetic", "dataset.n_max=40", "trainer=smoke", "hydra.job_logging.root.level=WARN"]
-    seeds = [str(s) for s in range(cells)]
+def _cifar_files(root: Path, per_class_train: int = 1000, per_class_test: int = 200) -> None:
+    """CIFAR-10 "python version" batches of random images (the layout torchvision and lossbench read)."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_y = rng.permutation(np.repeat(np.arange(10), per_class_train))
+    parts = {f"data_batch_{i + 1}": c for i, c in enumerate(np.array_split(train_y, 5))}
+    parts["test_batch"] = np.repeat(np.arange(10), per_class_test)
+    for name, labels in parts.items():
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": [int(v) for v in labels], "batch_label": "bench"}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+
+
+def _raw_cifar(root: Path, counts: list[int]) -> tuple:
+    """The written batches as uint8 HWC arrays, the train split cut to `counts` images per class."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    batches = [pickle.load(open(folder / f"data_batch_{i}", "rb")) for i in range(1, 6)]
+    x = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    y = np.concatenate([b["labels"] for b in batches])
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c, n in enumerate(counts)])
+    test = pickle.load(open(folder / "test_batch", "rb"))
+    tx = test["data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return x[keep], y[keep], tx, np.asarray(test["labels"])
+
+
+def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
+    """ResNet-32 on a CIFAR-10-LT-sized set (exp, ratio 100: 2,478 train / 2,000 test images).
+
+    Returns (what, median images/s, median ratio to the reference-style loop of the same phase),
+    timed round-robin: one training epoch and one pass over the test set per option per round.
+    """
+    import importlib.util
+
+    from lossbench.data.cifar import CIFAR10
+    from lossbench.data.spec import DataSpec
+    from lossbench.losses.cross_entropy import CrossEntropyLoss
+    from lossbench.models.resnet_cifar import ResNetCifar
+    from lossbench.samplers.instance import InstanceSampler
+    from lossbench.tasks.base import prepare
+    from lossbench.train.checkpoint import rng_state
+    from lossbench.train.config import TrainerConfig
+    from lossbench.train.evaluate import Evaluator
+    from lossbench.train.fast import apply_determinism
+    from lossbench.train.loop import fit
+    from lossbench.train.stacked import Member, fit_stacked
+    from lossbench.weighting.none import NoWeighting
+
+    spec = importlib.util.spec_from_file_location(
+        "reference_loop", Path(__file__).resolve().parents[2] / "benchmarks" / "reference_loop.py"
+    )
+    ref = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(ref)  # type: ignore[union-attr]
     with tempfile.TemporaryDirectory() as tmp:
+        _cifar_files(Path(tmp))
+        data = CIFAR10(root=tmp, imbalance_ratio=100, verify_md5=False).load()
+        raw = _raw_cifar(Path(tmp), list(data.task.group_counts))
+    # training alone: the test split cut to one image, so `fit`'s closing evaluation costs nothing
+    train_only = DataSpec(name=data.name, train=data.train, val=data.val, test=type(data.test)(data.test.x[:1], data.test.y[:1]),
+                          task=data.task, input_shape=data.input_shape, augment=data.augment)  # fmt: skip
+    cfg = TrainerConfig(epochs=1, batch_size=128, lr=0.1, weight_decay=2e-4, device="cpu", progress=False)
+
+    def member(seed: int) -> Member:
+        torch.manual_seed(seed)
+        model = ResNetCifar([3, 32, 32], 10)
+        state = rng_state()
+        loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
+        prepare(data.task, data.train.y, loss, weighting, sampler)
+        return Member(model, loss, weighting, sampler, seed, state)
+
+    n_train, n_test = len(data.train), len(data.test)
+    eval_model = ResNetCifar([3, 32, 32], 10)
+    ref_train, ref_test = ref.loaders(*raw)
+    ref_model = ResNetCifar([3, 32, 32], 10)
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+
+    def ours_train() -> float:
+        m = member(0)
         start = time.perf_counter()
-        subprocess.run([exe, "run", "-m", *common, f"seed={','.join(seeds)}", f"store.url=sqlite:///{tmp}/a.db"],
-                       cwd=tmp, check=True, capture_output=True)  # fmt: skip
-        one_process = time.perf_counter() - start
+        fit(m.model, m.loss, m.weighting, m.sampler, train_only, cfg, seed=0)
+        return n_train / (time.perf_counter() - start)
+
+    def ours_test() -> float:
+        apply_determinism(True, torch.device("cpu"))
         start = time.perf_counter()
-        for s in seeds:
-            subprocess.run([exe, "run", *common, f"seed={s}", f"store.url=sqlite:///{tmp}/b.db"],
-                           cwd=tmp, check=True, capture_output=True)  # fmt: skip
-        per_cell = time.perf_counter() - start
-    return one_process, per_cell
+        Evaluator.of(data, cfg, torch.device("cpu")).evaluate(eval_model, ("test",))
+        return n_test / (time.perf_counter() - start)
+
+    def stacked_train() -> float:
+        group = [member(s) for s in range(members)]
+        start = time.perf_counter()
+        fit_stacked(group, train_only, cfg)
+        return n_train * members / (time.perf_counter() - start)  # images/s summed over members
+
+    def ref_train_epoch() -> float:
+        start = time.perf_counter()
+        ref.train_epoch(ref_model, ref_train, ref_opt)
+        return n_train / (time.perf_counter() - start)
+
+    def ref_test_pass() -> float:
+        start = time.perf_counter()
+        ref.test_accuracy(ref_model, ref_test)
+        return n_test / (time.perf_counter() - start)
+
+    fns = {"reference train": ref_train_epoch, "lossbench train": ours_train,
+           f"lossbench stacked x{members} train (per member)": stacked_train,
+           "reference test": ref_test_pass, "lossbench test": ours_test}  # fmt: skip
+    speeds: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            speeds[name].append(fn())
+            print(f"  round {r + 1}: {name}: {speeds[name][-1]:.0f} images/s", file=sys.stderr, flush=True)
+    key = f"lossbench stacked x{members} train (per member)"
+    speeds[key] = [v / members for v in speeds[key]]
+    rows = []
+    for name, values in speeds.items():
+        base = speeds["reference test" if "test" in name else "reference train"]
+        ratios = [v / b for v, b in zip(values, base, strict=True)]
+        rows.append((name, statistics.median(values), statistics.median(ratios)))
+    return rows
+
+
+def _lossbench(*args: str, cwd: str) -> float:
+    exe = str(Path(sys.executable).with_name("lossbench"))
+    start = time.perf_counter()
+    subprocess.run([exe, "run", *args], cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def bench_startup(rounds: int) -> float:
+    """Median wall time of the one-cell smoke run `lossbench run dataset=synthetic trainer.epochs=1`."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            times.append(
+                _lossbench(
+                    "dataset=synthetic", "trainer.epochs=1", f"store.url=sqlite:///{tmp}/{r}.db", cwd=tmp
+                )
+            )
+    return statistics.median(times)
+
+
+GRIDS = {
+    "digits": (["dataset=digits", "loss=ce,focal,label_smoothing,balanced_softmax", "trainer.epochs=30"], 3),
+    "fashion_mnist": (["dataset=fashion_mnist", "model=lenet", "loss=ce,focal", "trainer.epochs=2",
+                       "trainer.batch_size=128"], 5),
+}  # fmt: skip
+
+
+def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float]]:
+    """A grid three ways, round-robin: stacked (the default), one at a time, one process per run.
+
+    Returns (how, median wall seconds, median ratio to stacked). Each way writes its own store.
+    """
+    over, seeds = GRIDS[name]
+    seed_arg = "seed=" + ",".join(str(s) for s in range(seeds))
+    common = [*over, seed_arg, "hydra.job_logging.root.level=WARN", "trainer.progress=false"]
+    cells = [[*[o for o in over if "," not in o], f"loss={loss}", f"seed={s}"]
+             for loss in next(o for o in over if o.startswith("loss=")).split("=", 1)[1].split(",") for s in range(seeds)]  # fmt: skip
+    times: dict[str, list[float]] = {"stacked (default)": [], "one at a time (trainer.stack=off)": [], "one process per run": []}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            times["stacked (default)"].append(
+                _lossbench("-m", *common, f"store.url=sqlite:///{tmp}/s{r}.db", cwd=tmp)
+            )
+            times["one at a time (trainer.stack=off)"].append(
+                _lossbench("-m", *common, "trainer.stack=off", f"store.url=sqlite:///{tmp}/o{r}.db", cwd=tmp)
+            )
+            times["one process per run"].append(sum(
+                _lossbench(*cell, "hydra.job_logging.root.level=WARN", f"store.url=sqlite:///{tmp}/p{r}.db", cwd=tmp)
+                for cell in cells
+            ))  # fmt: skip
+    base = times["stacked (default)"]
+    return [
+        (k, statistics.median(v), statistics.median([t / b for t, b in zip(v, base, strict=True)]))
+        for k, v in times.items()
+    ]
+
+
+SECTIONS = ("startup", "resnet", "grids", "losses", "weightings", "batching")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run every benchmark and print Markdown tables."""
+    """Run the selected benchmarks and print Markdown tables (with how long each section took)."""
     parser = argparse.ArgumentParser(
         prog="python -m lossbench.benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda, for the loss/weighting/batching tables")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--batch", type=int, default=4096, help="examples per loss/weighting call")
     parser.add_argument("--classes", type=int, default=100, help="classes per loss/weighting call")
-    parser.add_argument("--rounds", type=int, default=9, help="round-robin rounds per comparison")
-    parser.add_argument("--grid-cells", type=int, default=4, help="cells in the grid benchmark (0 skips it)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="round-robin rounds of the loss/weighting/batching tables"
+    )
+    parser.add_argument(
+        "--model-rounds", type=int, default=3, help="rounds of the startup and ResNet-32 benchmarks"
+    )
+    parser.add_argument("--grid-rounds", type=int, default=3, help="rounds of each grid benchmark")
+    parser.add_argument("--members", type=int, default=4, help="members of the stacked ResNet-32 group")
+    parser.add_argument(
+        "--grids", default=",".join(GRIDS), help=f"grids of the grids section: {', '.join(GRIDS)}"
+    )
     ns = parser.parse_args(argv)
+    sections = [s.strip() for s in ns.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
     device = torch.device(ns.device)
     torch.manual_seed(0)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")  # fmt: skip
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
+          f"load average at start {load:.1f} (a number near or above the core count means a busy machine: "
+          "ratios are then preliminary)\n")  # fmt: skip
+    for section in sections:
+        start = time.perf_counter()
+        globals()[f"_print_{section}"](ns, device)
+        print(f"\n(section {section}: {time.perf_counter() - start:.0f} s)\n")
 
+
+def _print_startup(ns: argparse.Namespace, device: torch.device) -> None:
+    t = bench_startup(ns.model_rounds)
+    print(f"## Fixed cost of a one-cell run (median of {ns.model_rounds}, wall time)\n")
+    print("| command | seconds |\n|---|---:|")
+    print(f"| `lossbench run dataset=synthetic trainer.epochs=1` | {t:.2f} |")
+
+
+def _print_resnet(ns: argparse.Namespace, device: torch.device) -> None:
+    rows = bench_resnet(ns.model_rounds, ns.members)
+    print(
+        f"## ResNet-32, CIFAR-10-LT-sized (2,478 train / 2,000 test images), CPU (median of {ns.model_rounds} rounds)\n"
+    )
+    print("| what | images/s | × reference-style loop (same phase) |\n|---|---:|---:|")
+    for name, speed, ratio in rows:
+        print(f"| {name} | {speed:.0f} | {ratio:.2f} |")
+
+
+def _print_grids(ns: argparse.Namespace, device: torch.device) -> None:
+    for name in [g.strip() for g in ns.grids.split(",") if g.strip()]:
+        over, seeds = GRIDS[name]
+        if name == "fashion_mnist" and not _fashion_mnist_available():
+            print(f"## Grid {name}: skipped (Fashion-MNIST files absent; `make data-fashion-mnist`)\n")
+            continue
+        rows = bench_grid(name, ns.grid_rounds)
+        print(
+            f"## Grid {name}: {' '.join(over)}, {seeds} seeds (median of {ns.grid_rounds} rounds, wall time)\n"
+        )
+        print("| how | seconds | × stacked |\n|---|---:|---:|")
+        for how, t, r in rows:
+            print(f"| {how} | {t:.1f} | {r:.2f} |")
+        print()
+
+
+def _fashion_mnist_available() -> bool:
+    from lossbench.config import compose
+
+    root = Path(str(compose(["dataset=fashion_mnist"]).dataset.root))
+    return (root / "FashionMNIST" / "raw").is_dir() or Path("/usr/share/datasets/fashion-mnist").is_dir()
+
+
+def _print_losses(ns: argparse.Namespace, device: torch.device) -> None:
     print(
         f"## Losses: forward + backward, {ns.batch} x {ns.classes} logits (medians over rounds; ratio within a round)\n"
     )
@@ -158,25 +403,22 @@ def main(argv: list[str] | None = None) -> None:
     for name, t, r in bench_losses(device, ns.batch, ns.classes, ns.rounds):
         print(f"| {name} | {t * 1e3:.3f} | {r:.2f} |")
 
+
+def _print_weightings(ns: argparse.Namespace, device: torch.device) -> None:
     print(
-        f"\n## Weightings: CE + recipe, forward + backward, {ns.batch} x {ns.classes} (medians over rounds; ratio within a round)\n"
+        f"## Weightings: CE + recipe, forward + backward, {ns.batch} x {ns.classes} (medians over rounds; ratio within a round)\n"
     )
     print("| weighting | median ms | × none |\n|---|---:|---:|")
     for name, t, r in bench_weightings(device, ns.batch, ns.classes, ns.rounds):
         print(f"| {name} | {t * 1e3:.3f} | {r:.2f} |")
 
+
+def _print_batching(ns: argparse.Namespace, device: torch.device) -> None:
     (_, slicing, _), (_, loader, loader_ratio) = bench_batching(device, ns.rounds)
-    print("\n## Batching: one epoch, 12,000 x 64 inputs, MLP 64-128-10, batch 128 (median)\n")
+    print("## Batching: one epoch, 12,000 x 64 inputs, MLP 64-128-10, batch 128 (median)\n")
     print("| method | median ms | × slicing |\n|---|---:|---:|")
     print(f"| tensor slicing (the loop) | {slicing * 1e3:.1f} | 1.00 |")
     print(f"| DataLoader(TensorDataset) | {loader * 1e3:.1f} | {loader_ratio:.2f} |")
-
-    if ns.grid_cells > 0:
-        one, per = bench_grid(ns.grid_cells)
-        print(f"\n## Grid of {ns.grid_cells} tiny cells (single measurement, wall time)\n")
-        print("| launch | seconds | × one process |\n|---|---:|---:|")
-        print(f"| one `lossbench run -m` process | {one:.1f} | 1.00 |")
-        print(f"| one process per cell | {per:.1f} | {per / one:.2f} |")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ def cmd_run(args: Sequence[str]) -> None:
 
     if len(cells) > 1 and runs_in_process(args):  # grid bar; tqdm hides it when stderr is not a terminal
         run.SESSION.progress = tqdm(total=len(cells), desc="cells", unit="run", disable=None)
+        run.SESSION.pending = []  # cells with trainer.stack=auto are queued, then trained in stacked groups
     GlobalHydra.instance().clear()
     sys.argv = ["lossbench run", *args]
     full_error = os.environ.get("HYDRA_FULL_ERROR")
@@ -156,6 +157,7 @@ def cmd_run(args: Sequence[str]) -> None:
     stop: tuple[str, str, int] | None = None  # (status for held runs, message, exit code)
     try:
         run.main()
+        run.run_pending()
     except KeyboardInterrupt:
         stop = ("interrupted", "interrupted (Ctrl-C); rerun the same command to resume", 130)
     except _Terminated:

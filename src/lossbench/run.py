@@ -6,6 +6,7 @@ multirun runs in this one process, so torch is imported once and each dataset is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import traceback
@@ -27,15 +28,16 @@ from lossbench.config import CONFIG_DIR, config_groups
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
-from lossbench.identity import check_seed
+from lossbench.identity import check_seed, run_id_of
 from lossbench.store.db import ClaimLost, Store, StoreError, sqlite_file
 from lossbench.store.record import RunRecord
 from lossbench.tasks.base import prepare
 from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset
-from lossbench.train.checkpoint import remove_checkpoints
+from lossbench.train.checkpoint import remove_checkpoints, rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
-from lossbench.train.loop import Diverged, fit, resolve_device, seed_everything
+from lossbench.train.loop import Diverged, FitResult, fit, resolve_device, seed_everything
+from lossbench.train.stacked import Member, fit_stacked, unstackable
 
 log = logging.getLogger("lossbench")
 
@@ -48,6 +50,9 @@ class Session:
     stores: dict[str, Store] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)  # one status per cell run in this process
     progress: Any = None  # a tqdm bar over the grid's cells, when the cells run in this process
+    pending: list[tuple[DictConfig, dict[str, Any]]] | None = (
+        None  # cells queued for stacking (`run_pending`)
+    )
 
 
 SESSION = Session()
@@ -225,9 +230,119 @@ def get_store(url: str, node: DictConfig) -> Store:
     return SESSION.stores[url]
 
 
+@dataclass
+class Cell:
+    """A claimed cell on its way through the pipeline (`_claim` -> `_prepare` -> train -> `_finish`)."""
+
+    cfg: DictConfig
+    record: RunRecord
+    title: str
+    store: Store
+    components: Components
+    sink: Any
+    env: dict[str, Any]
+    ckpt: Path | None
+    aug_state: dict[str, Any]  # torch's RNG state right after the model was built (its augmentation's)
+    data: DataSpec | None = None
+    meta: dict[str, Any] | None = None
+    evaluator: Evaluator | None = None
+
+
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
-    """Train and evaluate one cell; write its record. Returns its status (or `skipped`)."""
+    """Train and evaluate one cell; write its record. Returns its status (or `skipped`).
+
+    While `SESSION.pending` is a list (`lossbench run -m` with the in-process launcher), a cell with
+    `trainer.stack=auto` is only queued (status `deferred`); `run_pending` then trains the queued
+    cells, in stacked groups where they share everything but seed, loss and weighting.
+    """
+    if SESSION.pending is not None and cfg.trainer.stack == "auto":
+        SESSION.pending.append((cfg, choices))
+        return "deferred"
+    cell = _claim(cfg, choices)
+    if cell is None:
+        return _outcome("skipped")
+    try:
+        _prepare(cell)
+    except Exception as exc:
+        return _finish(cell, exc)
+    return _finish(cell, _train_alone(cell))
+
+
+def stack_key(cfg: DictConfig) -> str:
+    """Cells with equal keys can train as one stacked model: all but seed, loss and weighting equal."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return run_id_of({k: v for k, v in config.items() if k not in ("seed", "loss", "weighting")})  # type: ignore[union-attr]
+
+
+def run_pending() -> None:
+    """Train the queued cells: those sharing a `stack_key` as stacked groups, the rest alone."""
+    pending, SESSION.pending = SESSION.pending or [], None
+    groups: dict[str, list[tuple[DictConfig, dict[str, Any]]]] = {}
+    for cfg, choices in pending:
+        groups.setdefault(stack_key(cfg), []).append((cfg, choices))
+    for cells in groups.values():
+        if len(cells) == 1:
+            run_cell(*cells[0])
+        else:
+            run_group(cells)
+
+
+def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
+    """Claim, build and train `cells` as one stacked group (`train/stacked.py`); each writes its record.
+
+    Cells already completed (or running elsewhere) are left out; a cell that fails to build is
+    recorded as failed; one whose model or recipes cannot be stacked trains alone. Returns the
+    statuses of the stacked members.
+    """
+    claimed = []
+    for cfg, choices in cells:
+        cell = _claim(cfg, choices)
+        if cell is None:
+            _outcome("skipped")
+            continue
+        try:
+            _prepare(cell)
+        except Exception as exc:
+            _finish(cell, exc)
+            continue
+        c = cell.components
+        if unstackable(c.model, c.loss, c.weighting, c.stage2) is not None:
+            _finish(cell, _train_alone(cell))
+            continue
+        claimed.append(cell)
+    if not claimed:
+        return []
+    trainer = claimed[0].components.trainer
+    ckpt = None
+    if trainer.checkpoint_every:
+        ids = hashlib.sha256(" ".join(sorted(c.record.run_id for c in claimed)).encode()).hexdigest()[:20]
+        ckpt = Path(claimed[0].cfg.paths.results_dir) / "checkpoints" / f"stack-{ids}"
+    members = [
+        Member(c.components.model, c.components.loss, c.components.weighting, c.components.sampler,
+               c.components.seed, c.aug_state, _heartbeat(c))
+        for c in claimed
+    ]  # fmt: skip
+    log.info("training %d runs stacked: %s", len(members), "; ".join(c.title for c in claimed))
+    try:
+        results: list[FitResult | BaseException] = fit_stacked(
+            members,
+            claimed[0].data,
+            trainer,
+            ckpt,
+            evaluator=claimed[0].evaluator,  # type: ignore[arg-type]
+        )
+    except Exception as exc:  # the whole group failed: every member records it
+        results = [exc] * len(claimed)
+    statuses = [_finish(c, r) for c, r in zip(claimed, results, strict=True)]
+    if ckpt is not None and all(s in ("completed", "diverged") for s in statuses):
+        remove_checkpoints(ckpt)
+    return statuses
+
+
+def _claim(cfg: DictConfig, choices: dict[str, Any]) -> Cell | None:
+    """Build and check the cell's components and claim its run in the store; None if it is skipped."""
     components = build_components(cfg, choices=choices)
+    aug_state = rng_state()  # right after the seeded model: what this run's augmentation draws from
     store = get_store(str(cfg.store.url), cfg.store)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
     title = (
@@ -241,9 +356,8 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
             else "running elsewhere"
         )
         log.info("skip %s (run %s %s)", title, record.run_id, why)
-        return _outcome("skipped")
+        return None
     sink = instantiate(cfg.logger) if cfg.get("logger") else None
-    status, metrics, rows, error, meta = "failed", None, [], None, None
     env = {**record.environment, "device": _device_name(components.trainer.device)}
     if components.warnings:
         env["warnings"] = components.warnings
@@ -254,34 +368,55 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         if components.trainer.checkpoint_every
         else None
     )
+    return Cell(cfg, record, title, store, components, sink, env, ckpt, aug_state)
 
+
+def _prepare(cell: Cell) -> None:
+    """Load the data, fit the components to the training statistics, build the evaluator."""
+    c = cell.components
+    cell.data = load_data(cell.cfg, c.dataset)
+    cell.meta = dict(cell.data.meta)
+    prepare(cell.data.task, cell.data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
+    cell.evaluator = Evaluator.of(cell.data, c.trainer, resolve_device(c.trainer.device))
+    if cell.sink is not None:
+        cell.sink.start(cell.record.run_id, cell.record.config, cell.record.labels)
+
+
+def _heartbeat(cell: Cell) -> Any:
     def on_epoch_end(row: dict[str, Any]) -> None:
-        store.heartbeat(record.run_id)  # raises ClaimLost if another process took the run over
-        if sink is not None:
-            sink.log(row)
+        cell.store.heartbeat(cell.record.run_id)  # raises ClaimLost if another process took the run over
+        if cell.sink is not None:
+            cell.sink.log(row)
 
+    return on_epoch_end
+
+
+def _train_alone(cell: Cell) -> FitResult | BaseException:
+    c = cell.components
     try:
-        data = load_data(cfg, components.dataset)
-        meta = dict(data.meta)
-        model = components.model
-        c = components
-        prepare(data.task, data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
-        evaluator = Evaluator.of(data, c.trainer, resolve_device(c.trainer.device))
-        if sink is not None:
-            sink.start(record.run_id, record.config, record.labels)
-        result = fit(
-            model, components.loss, components.weighting, components.sampler, data, components.trainer,
-            seed=components.seed, on_epoch_end=on_epoch_end, checkpoint_dir=ckpt, evaluator=evaluator,
+        return fit(
+            c.model, c.loss, c.weighting, c.sampler, cell.data, c.trainer,  # type: ignore[arg-type]
+            seed=c.seed, on_epoch_end=_heartbeat(cell), checkpoint_dir=cell.ckpt, evaluator=cell.evaluator,
         )  # fmt: skip
+    except Exception as exc:
+        return exc
+
+
+def _finish(cell: Cell, result: FitResult | BaseException) -> str:
+    """Run stage 2 on a trained cell and write its record; `result` is stage 1's or what stopped it."""
+    status, metrics, rows, error = "failed", None, [], None
+    title, env, c = cell.title, cell.env, cell.components
+    try:
+        if isinstance(result, BaseException):
+            raise result
+        env["execution"] = result.execution
         if result.resumed_from is not None:
             env["resumed_from_epoch"] = result.resumed_from
             log.info("resumed %s from its checkpoint after epoch %d", title, result.resumed_from)
-        # stage 2 (cRT, tau-norm, ...): changes `model` in place; the metrics become the final model's
-        result = components.stage2.run(
-            model, data, c.trainer, components.seed, stage1=result, evaluator=evaluator
-        )
+        # stage 2 (cRT, tau-norm, ...): changes the model in place; the metrics become the final model's
+        result = c.stage2.run(c.model, cell.data, c.trainer, c.seed, stage1=result, evaluator=cell.evaluator)
         status, metrics, rows = "completed", result.metrics, result.history
-        shown = "test/" + evaluator.select_metric.split("/", 1)[1]
+        shown = "test/" + cell.evaluator.select_metric.split("/", 1)[1]  # type: ignore[union-attr]
         log.info("done %s: %s %.4f (last epoch)", title, shown, metrics[f"last/{shown}"])
     except Diverged as exc:
         status, rows, error = "diverged", exc.history, str(exc)
@@ -298,12 +433,12 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         error = traceback.format_exc()
         log.error("failed %s: %s: %s", title, type(exc).__name__, exc)
     try:
-        store.finish(
-            record.run_id,
+        cell.store.finish(
+            cell.record.run_id,
             status,
             metrics=metrics,
             history_rows=rows,
-            data_meta=meta,
+            data_meta=cell.meta,
             environment=env,
             error=error,
         )
@@ -311,9 +446,9 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         log.warning("gave up %s: %s", title, exc)
         return _outcome("lost")
     if status in ("completed", "diverged"):
-        remove_checkpoints(ckpt)
-    if sink is not None:
-        sink.finish(status, metrics or {})
+        remove_checkpoints(cell.ckpt)
+    if cell.sink is not None:
+        cell.sink.finish(status, metrics or {})
     return _outcome(status)
 
 

@@ -29,23 +29,26 @@ class RandomCropFlip:
         self.padding, self.flip = padding, flip
         self.fill = [float(fill)] if isinstance(fill, int | float) else [float(f) for f in fill]
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """Augmented copy of `x` (N, C, H, W), same shape and dtype."""
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augmented copy of `x` (N, C, H, W), same shape and dtype.
+
+        Draws from `generator` (on `x`'s device) when given, else from torch's global generator.
+        """
         n, c, h, w = x.shape
         p = self.padding
         fill = torch.as_tensor(self.fill, dtype=x.dtype, device=x.device).expand(c).view(1, c, 1, 1)
         out = x
         if p > 0:
             padded = F.pad(x - fill, (p, p, p, p)) + fill  # constant `fill` border, per channel
-            dy = torch.randint(0, 2 * p + 1, (n,), device=x.device)
-            dx = torch.randint(0, 2 * p + 1, (n,), device=x.device)
+            dy = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=generator)
+            dx = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=generator)
             rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (N, 1, H, 1)
             cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (N, 1, 1, W)
             batch = torch.arange(n, device=x.device)[:, None, None, None]
             chan = torch.arange(c, device=x.device)[None, :, None, None]
             out = padded[batch, chan, rows, cols]
         if self.flip:
-            mask = torch.rand(n, device=x.device) < 0.5
+            mask = torch.rand(n, device=x.device, generator=generator) < 0.5
             out = torch.where(mask[:, None, None, None], out.flip(3), out)
         return out
 

@@ -98,9 +98,11 @@ def error_by_density(
     fig, ax = plt.subplots(figsize=(7, 4))
     for method, per_seed in sorted(bin_mae.items()):
         values = np.array([[np.nan if v is None else v for v in seed] for seed in per_seed], dtype=float)
-        mean = np.nanmean(values, axis=0) if np.isfinite(values).any() else values[0]
+        seen = np.isfinite(values).any(axis=0)  # bins with a test example in some seed
+        mean = np.full(values.shape[1], np.nan)
+        mean[seen] = np.nanmean(values[:, seen], axis=0)
         keep = np.isfinite(mean[order]) & (counts[order] > 0)
-        ax.plot(counts[order][keep], mean[order][keep], marker="o", ms=3, label=method)
+        ax.plot(counts[order][keep], mean[order][keep], marker="o", ms=3, ls="none", label=method)
     ax.set_xscale("log")
     ax.set_xlabel("training examples in the label bin")
     ax.set_ylabel("test MAE in the bin")

@@ -45,7 +45,11 @@ class TrainerConfig:
     few_threshold: int | None = None  # few-shot: fewer than this many; null = the task's (20 classification)
     ece_bins: int = 15
     device: str = field(default="auto", metadata=EXECUTION)  # auto (CUDA when present) | cpu | cuda | cuda:N
-    deterministic: bool = True
+    deterministic: bool = True  # torch's deterministic mode (changes no CPU number here; see train/fast.py)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; on CUDA tensor cores, on CPU torch's CPU autocast)
+    compile: bool = field(default=False, metadata=EXECUTION)  # torch.compile the model's features
+    # auto: a grid's cells that differ in seed/loss/weighting train as one stacked model | off
+    stack: str = field(default="auto", metadata=EXECUTION)
     progress: bool = field(default=True, metadata=EXECUTION)  # per-epoch progress bar (only on a terminal)
     checkpoint_every: int = field(
         default=0, metadata=EXECUTION
@@ -85,6 +89,10 @@ class TrainerConfig:
             problems.append(
                 f"select_metric must name a validation metric like 'val/acc', got {self.select_metric!r}"
             )
+        if self.precision not in ("fp32", "bf16"):
+            problems.append(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.stack not in ("auto", "off"):
+            problems.append(f"stack must be auto or off, got {self.stack!r}")
         if self.nesterov and self.momentum == 0:
             problems.append("nesterov needs momentum > 0")
         if problems:

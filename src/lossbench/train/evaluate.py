@@ -73,9 +73,12 @@ class Evaluator:
         `logit_scale` is the training loss's `Loss.logit_scale` (e.g. LDAM's `s`), so NLL and ECE
         measure the distribution the model was trained to predict.
         """
-        outputs = predict(model, split.x, self.batch_size, self.device) * logit_scale
+        return self.scores(predict(model, split.x, self.batch_size, self.device), split, logit_scale)
+
+    def scores(self, outputs: Tensor, split: Split, logit_scale: float = 1.0) -> dict[str, Any]:
+        """Every metric of model outputs (N, W) on `split` (the stacked trainer computes the outputs itself)."""
         return self.data.task.metrics(
-            outputs, split.y, self.many_threshold, self.few_threshold, ece_bins=self.ece_bins
+            outputs * logit_scale, split.y, self.many_threshold, self.few_threshold, ece_bins=self.ece_bins
         )
 
     def evaluate(

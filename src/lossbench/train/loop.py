@@ -23,6 +23,15 @@ from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
+from lossbench.train.fast import (
+    apply_determinism,
+    autocast,
+    execution_record,
+    maybe_compile,
+    memory_format,
+    to_format,
+)
+from lossbench.train.sgd import SGD
 from lossbench.weighting.base import Weighting
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -49,12 +58,14 @@ class FitResult:
 
     `metrics` holds `{selection}/{split}/{name}` for selection in last (final epoch), best (best
     `select_metric` on validation) and oracle (best test value of the task's default metric, e.g.
-    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
+    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus
+    `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
     """
 
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int | None = None  # the checkpointed epoch training continued after, if any
+    execution: dict[str, Any] = field(default_factory=dict)  # how it ran (`train/fast.py`), for the record
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,36 +108,19 @@ def fit(
     uninterrupted one would (on CPU, same seed).
     """
     device = resolve_device(cfg.device)
-    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    apply_determinism(cfg.deterministic, device, cfg.compile)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model.to(device), loss.to(device), weighting.to(device)
+    fmt = memory_format(model)
+    model.to(device, memory_format=fmt), loss.to(device), weighting.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    params: list[Any] = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
-    fixed = [
-        (m, [p for p in m.parameters() if p.requires_grad])
-        for m in (loss, weighting)
-        if m.fixed_lr is not None
-    ]
-    if any(own for _, own in fixed):  # e.g. Balanced MSE's noise scale: its own constant lr, no schedule
-        mine = {id(p) for _, own in fixed for p in own}
-        params = [{"params": [p for p in params if id(p) not in mine]}]
-        params += [{"params": own, "lr": m.fixed_lr, "fixed_lr": True} for m, own in fixed if own]
-    opt = torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-    )
+    opt = SGD(
+        param_groups(model, loss, weighting), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
-    select = (cfg.select_metric or evaluator.select_metric).split("/", 1)[1]
-    sign = 1.0 if HIGHER_IS_BETTER.get(select, True) else -1.0
-    task_metric = evaluator.select_metric.split("/", 1)[1]  # the oracle's test metric (acc, mae, ...)
-    task_sign = 1.0 if HIGHER_IS_BETTER.get(task_metric, True) else -1.0
-    history: list[dict[str, Any]] = []
-    last: dict[str, dict[str, Any]] = {}
-    best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
-    oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
-    # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
-    splits = evaluator.splits()
+    track = Selection(cfg, evaluator)
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
@@ -134,19 +128,17 @@ def fit(
             part.load_state_dict(saved[name])
         generator.set_state(saved["generator"])
         set_rng_state(saved["rng"])
-        history, last, spent_s = saved["history"], saved["last"], saved["spent_s"]
-        best, oracle = tuple(saved["best"]), tuple(saved["oracle"])  # type: ignore[assignment]
+        track.load(saved)
+        spent_s = saved["spent_s"]
         first_epoch = saved["epoch"] + 1
+    maybe_compile(model, cfg.compile)
     start = time.perf_counter() - spent_s
     bar = tqdm(
         range(first_epoch, cfg.epochs), desc="epochs", leave=False,
         disable=not (cfg.progress and sys.stderr.isatty()),
     )  # fmt: skip
     for epoch in bar:
-        lr = cfg.lr * cfg.lr_factor(epoch)
-        for group in opt.param_groups:
-            if not group.get("fixed_lr"):
-                group["lr"] = lr
+        lr = set_lr(opt, cfg, epoch)
         weighting.on_epoch_start(epoch)
         model.train()
         order = sampler.epoch_indices(epoch, generator).to(device)
@@ -158,9 +150,10 @@ def fit(
             xb, yb = x[idx], y[idx]
             if data.augment is not None:
                 xb = data.augment(xb)
-            feats = model.features(xb)
-            logits = model.head(feats)
-            objective = weighting(loss(logits, yb), yb, logits, feats)
+            with autocast(cfg.precision, device):
+                feats = model.features(to_format(xb, fmt))
+                logits = model.head(feats)
+            objective = weighting(loss(logits.float(), yb), yb, logits.float(), feats.float())
             opt.zero_grad(set_to_none=True)
             objective.backward()
             if cfg.grad_clip:
@@ -171,41 +164,126 @@ def fit(
             total += objective.detach() * len(idx)
         for part in (loss, weighting, *hooks):
             part.on_epoch_end(epoch, model)
-        train_loss = float(total) / max(1, len(order))
+        train_loss = float(total) / max(1, len(order))  # the epoch's one host synchronisation
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
         if not math.isfinite(train_loss):
-            history.append(row)
-            raise Diverged(epoch, train_loss, history)
-        if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            last = evaluator.evaluate(model, splits, logit_scale=loss.logit_scale)
-            for split, values in last.items():
-                row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
-            score = _score(last["val"][select], sign) if "val" in last else -math.inf
-            if score > best[0]:
-                best = (score, epoch, last)
-            if _score(last["test"][task_metric], task_sign) > oracle[0]:
-                oracle = (_score(last["test"][task_metric], task_sign), epoch, last)
-            shown = ("val", select) if "val" in last else ("test", task_metric)
-            bar.set_postfix(loss=f"{train_loss:.3f}", **{shown[0]: f"{last[shown[0]][shown[1]]:.3f}"})
-        history.append(row)
+            track.history.append(row)
+            raise Diverged(epoch, train_loss, track.history)
+        if is_due(cfg, epoch):
+            with autocast(cfg.precision, device):
+                last = evaluator.evaluate(model, track.splits, logit_scale=loss.logit_scale)
+            shown = track.evaluated(row, last)
+            bar.set_postfix_str(f"loss {train_loss:.3f}, {shown}")
+        track.history.append(row)
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             save_checkpoint(checkpoint_dir, dict(
                 model=model.state_dict(), loss=loss.state_dict(), weighting=weighting.state_dict(),
                 opt=opt.state_dict(), generator=generator.get_state(), rng=rng_state(), epoch=epoch,
-                history=history, last=last, best=best, oracle=oracle, spent_s=time.perf_counter() - start,
+                spent_s=time.perf_counter() - start, **track.state(),
             ))  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(row)
-    metrics: dict[str, Any] = {}
-    for selection, result in (("last", last), ("best", best[2]), ("oracle", oracle[2])):
-        for split, values in result.items():
-            metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
-    metrics["best_epoch"], metrics["oracle_epoch"] = (best[1] if len(data.val) else None), oracle[1]
-    if not len(data.val):
-        metrics["selection_note"] = "no validation split: best/ metrics absent; report last/ or oracle/"
+    metrics = track.metrics()
     metrics["train_time_s"] = time.perf_counter() - start
     metrics["peak_mem_mb"] = _peak_memory_mb(device)
-    return FitResult(metrics=metrics, history=history, resumed_from=first_epoch - 1 if saved else None)
+    return FitResult(
+        metrics=metrics, history=track.history, resumed_from=first_epoch - 1 if saved else None,
+        execution=execution_record(cfg, device, model),
+    )  # fmt: skip
+
+
+def param_groups(model: nn.Module, loss: Loss, weighting: Weighting) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: everything on the schedule, except a recipe's `fixed_lr` parameters.
+
+    A loss or weighting with `fixed_lr` (Balanced MSE's noise scale) keeps its own constant rate.
+    """
+    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    fixed = [
+        (m, [p for p in m.parameters() if p.requires_grad])
+        for m in (loss, weighting)
+        if m.fixed_lr is not None
+    ]
+    mine = {id(p) for _, own in fixed for p in own}
+    groups = [{"params": [p for p in params if id(p) not in mine]}]
+    return groups + [{"params": own, "lr": m.fixed_lr, "fixed_lr": True} for m, own in fixed if own]
+
+
+class Selection:
+    """A run's per-epoch history and its last / best-validation / oracle evaluations.
+
+    The one bookkeeping every trainer shares (`fit` and the stacked trainer, `train/stacked.py`):
+    `evaluated` takes an evaluated epoch's row and per-split metrics; `metrics` gives the
+    `FitResult.metrics` described there. Best: the best `select_metric` on validation (the task's
+    default when null); oracle: the best test value of the task's default metric.
+    """
+
+    def __init__(self, cfg: TrainerConfig, evaluator: Evaluator) -> None:
+        self.select = (cfg.select_metric or evaluator.select_metric).split("/", 1)[1]
+        self.sign = 1.0 if HIGHER_IS_BETTER.get(self.select, True) else -1.0
+        self.task_metric = evaluator.select_metric.split("/", 1)[
+            1
+        ]  # the oracle's test metric (acc, mae, ...)
+        self.task_sign = 1.0 if HIGHER_IS_BETTER.get(self.task_metric, True) else -1.0
+        # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
+        self.splits = evaluator.splits()
+        self.has_val = "val" in self.splits
+        self.history: list[dict[str, Any]] = []
+        self.last: dict[str, dict[str, Any]] = {}
+        self.best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+        self.oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
+
+    def evaluated(self, row: dict[str, Any], last: dict[str, dict[str, Any]]) -> str:
+        """Take the epoch's evaluation `last` ({split: metrics}) into `row` and the trackers.
+
+        Returns the progress bar's summary, e.g. ``"val/acc 0.812"``.
+        """
+        self.last, epoch = last, row["epoch"]
+        for split, values in last.items():
+            row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
+        score = _score(last["val"][self.select], self.sign) if "val" in last else -math.inf
+        if score > self.best[0]:
+            self.best = (score, epoch, last)
+        if _score(last["test"][self.task_metric], self.task_sign) > self.oracle[0]:
+            self.oracle = (_score(last["test"][self.task_metric], self.task_sign), epoch, last)
+        split, name = ("val", self.select) if "val" in last else ("test", self.task_metric)
+        return f"{split}/{name} {last[split][name]:.3f}"
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it."""
+        return dict(history=self.history, last=self.last, best=self.best, oracle=self.oracle)
+
+    def load(self, saved: dict[str, Any]) -> None:
+        """Restore what `state` returned."""
+        self.history, self.last = saved["history"], saved["last"]
+        self.best, self.oracle = tuple(saved["best"]), tuple(saved["oracle"])  # type: ignore[assignment]
+
+    def metrics(self) -> dict[str, Any]:
+        """`{selection}/{split}/{name}` for last, best and oracle, plus `best_epoch` and `oracle_epoch`."""
+        metrics: dict[str, Any] = {}
+        for selection, result in (("last", self.last), ("best", self.best[2]), ("oracle", self.oracle[2])):
+            for split, values in result.items():
+                metrics.update({f"{selection}/{split}/{k}": v for k, v in values.items()})
+        metrics["best_epoch"], metrics["oracle_epoch"] = (
+            (self.best[1] if self.has_val else None),
+            self.oracle[1],
+        )
+        if not self.has_val:
+            metrics["selection_note"] = "no validation split: best/ metrics absent; report last/ or oracle/"
+        return metrics
+
+
+def is_due(cfg: TrainerConfig, epoch: int) -> bool:
+    """Whether `epoch` (0-based) is evaluated: every `eval_every` epochs and always the last one."""
+    return (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+
+
+def set_lr(opt: SGD, cfg: TrainerConfig, epoch: int) -> float:
+    """Set the scheduled learning rate for `epoch` on every group without a `fixed_lr`; returns it."""
+    lr = cfg.lr * cfg.lr_factor(epoch)
+    for group in opt.param_groups:
+        if not group.get("fixed_lr"):
+            group["lr"] = lr
+    return lr
 
 
 def _score(value: float | None, sign: float) -> float:

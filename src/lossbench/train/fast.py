@@ -1,0 +1,100 @@
+"""How a run executes: determinism, memory format, precision and compilation (not what it computes).
+
+What `torch.use_deterministic_algorithms(True)` changes on a CPU, for the models here (MLP, LeNet,
+ResNet-32/18 with BatchNorm, SGD): no number. Every CPU kernel these models use is already
+deterministic at a fixed thread count (a training run with the flag on and off ends with bitwise
+identical weights; `tests/test_fast.py` checks it). What the flag does cost on CPU:
+
+* `torch.utils.deterministic.fill_uninitialized_memory`: with the flag on, every `torch.empty`
+  (every activation and gradient buffer) is first filled with NaN, a debugging aid that changes no
+  result of a correct kernel; it is what made deterministic ResNet-32 steps ~15-25 % slower here.
+* `torch.use_deterministic_algorithms` itself imports `torch._inductor` (to set its config), about
+  2.5 s of a short run's start-up.
+
+So `trainer.deterministic=true` (the default) sets the flag through `torch._C` (no inductor import
+unless `trainer.compile` is on) and turns the NaN fill off: any op with a non-deterministic
+implementation still warns or takes its deterministic path (CUDA scatter/index_add, cuDNN), and a
+CPU run pays nothing. Reruns on the same machine at the same thread count are bitwise identical.
+On CUDA the flag also selects deterministic cuDNN kernels (and `CUBLAS_WORKSPACE_CONFIG` must be set
+for cuBLAS, which `apply_determinism` does when it is unset).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def apply_determinism(deterministic: bool, device: torch.device, compile: bool = False) -> dict[str, Any]:
+    """Set torch's deterministic mode for a run on `device`; returns what was set (for the record)."""
+    import torch.utils.deterministic
+
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid; changes no result
+    if compile:  # torch.compile reads inductor's own copy of the flag
+        import torch._inductor.config as inductor_config
+
+        inductor_config.deterministic = deterministic
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+    return {"deterministic_algorithms": deterministic, "threads": torch.get_num_threads()}
+
+
+def uses_conv(model: nn.Module) -> bool:
+    """Whether `model` has 2-d convolutions (then channels_last is the faster layout, CPU and GPU)."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """`channels_last` for conv nets, `contiguous_format` otherwise."""
+    return torch.channels_last if uses_conv(model) else torch.contiguous_format
+
+
+def to_format(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+    """`x` in layout `fmt` when it is a batch of images (4-d), else unchanged."""
+    return x.contiguous(memory_format=fmt) if x.dim() == 4 else x
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's precision context: `fp32` does nothing; `bf16` autocasts to bfloat16.
+
+    On CUDA, bf16 autocast runs matmuls and convolutions in bfloat16 (tensor cores) with fp32
+    weights and optimizer state. On a CPU, bf16 autocast is torch's CPU autocast: it runs, and is
+    faster only on CPUs with native bf16 (AMX/AVX512-BF16); elsewhere it is slower than fp32.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def maybe_compile(model: nn.Module, enabled: bool) -> None:
+    """Compile `model.features` in place with `torch.compile` when `enabled` (the head stays eager).
+
+    The first epoch pays the compilation (tens of seconds for a ResNet); it pays off on long GPU
+    runs. The state dict is unchanged (the compiled function is an instance attribute).
+    """
+    if enabled:
+        model.features = torch.compile(model.features)  # type: ignore[method-assign]
+
+
+def execution_record(cfg: Any, device: torch.device, model: nn.Module, stacked: int = 0) -> dict[str, Any]:
+    """The execution settings a run used, for its record's environment."""
+    fmt = memory_format(model)
+    return {
+        "deterministic_algorithms": bool(cfg.deterministic),
+        "threads": torch.get_num_threads(),
+        "memory_format": "channels_last" if fmt == torch.channels_last else "contiguous",
+        "precision": cfg.precision,
+        "compile": bool(cfg.compile),
+        "stacked_members": stacked,
+        "device_type": device.type,
+    }

@@ -1,0 +1,312 @@
+"""Several runs trained as one stacked model: the members of a grid cell group, one forward per batch.
+
+Runs that share data, architecture, sampler and schedule (they may differ in seed, loss and weighting)
+have parameters of identical shapes. `torch.func.stack_module_state` stacks them into tensors with a
+leading member dimension K, and one `vmap(functional_call(...))` computes every member's batch at
+once (a convolution over K members becomes one grouped convolution). Each member keeps everything
+that makes it the run it would be alone:
+
+* its own initialisation (built with its own seed by the caller), sampler generator (seeded with its
+  seed, as `fit` does) and augmentation generator (continuing torch's global generator from where
+  its model's initialisation left it, which is what an alone run's augmentation draws from);
+* its own BatchNorm running statistics (buffers are stacked too, so vmap updates each member's);
+* its own loss and weighting objects (recipes with state, learnable parameters, DRW schedules);
+* SGD on the stacked tensors is elementwise, so each member's update is its alone update.
+
+The loss is `sum_k objective_k`, so member k's gradient is the gradient of its own objective.
+Evaluation is one batched inference-mode forward for all members (`_predict`, the stacked
+`predict`); the metrics, the best/oracle selection and the record come from `train/loop.py`
+(`Evaluator.scores`, `Selection`), per member. Each member's model receives its trained slice at the end.
+A member whose epoch objective is not finite ends with `Diverged` and is dropped from the stack (its
+slices removed from parameters and momentum); the others go on. A member whose epoch callback raises
+(a lost claim) is dropped the same way with that exception as its outcome.
+
+Agreement with training alone (CPU): the same arithmetic, but vmap's grouped kernels may sum in a
+different order, so weights differ by float rounding (~1e-7 relative per step) that training can
+grow; `tests/test_stacked.py` checks that metrics agree within 1e-4 after a few epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from lossbench.data.spec import DataSpec
+from lossbench.losses.base import Loss
+from lossbench.models.base import Classifier
+from lossbench.samplers.base import Sampler
+from lossbench.train.checkpoint import load_checkpoint, save_checkpoint
+from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
+from lossbench.train.fast import apply_determinism, autocast, execution_record
+from lossbench.train.loop import (
+    Diverged,
+    EpochCallback,
+    FitResult,
+    Selection,
+    _peak_memory_mb,
+    is_due,
+    resolve_device,
+    set_lr,
+)
+from lossbench.train.sgd import SGD
+from lossbench.weighting.base import Weighting
+
+
+@dataclass
+class Member:
+    """One run of a stacked group.
+
+    Attributes:
+        model: The run's model, initialised with its own seed; it ends holding the trained weights.
+        loss, weighting, sampler: The run's components, already `fit` to the class counts.
+        seed: The run's training seed (its sampler generator is seeded with it).
+        aug_state: torch's global CPU (and CUDA) RNG state right after `model` was built
+            (`train.checkpoint.rng_state()`): the run's augmentation continues from it.
+        on_epoch_end: Called with each epoch's row (heartbeat, logging); raising drops the member.
+    """
+
+    model: Classifier
+    loss: Loss
+    weighting: Weighting
+    sampler: Sampler
+    seed: int
+    aug_state: dict[str, Any]
+    on_epoch_end: EpochCallback | None = None
+
+
+def unstackable(model: nn.Module, loss: Loss, weighting: Weighting, stage2: Any = None) -> str | None:
+    """Why a run with these components cannot be trained stacked (None if it can)."""
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
+        return "dropout draws from one generator for all members"
+    for part, base in ((loss, Loss), (weighting, Weighting)):
+        if type(part).on_epoch_end is not base.on_epoch_end:
+            return f"{type(part).__name__} acts on the model after each epoch"
+        if part.fixed_lr is not None:
+            return f"{type(part).__name__} has parameters on their own learning rate"
+    return None
+
+
+class _FeaturesAndLogits(nn.Module):
+    """`model` with one forward returning (features (N, D), logits (N, C))."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        feats = self.model.features(x)
+        return feats, self.model.head(feats)
+
+
+def _generator(state: dict[str, Any], device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.set_state(state["cuda"][device.index or 0] if device.type == "cuda" else state["cpu"])
+    return gen
+
+
+def fit_stacked(
+    members: list[Member],
+    data: DataSpec,
+    cfg: TrainerConfig,
+    checkpoint_dir: str | Path | None = None,
+    evaluator: Evaluator | None = None,
+) -> list[FitResult | BaseException]:
+    """Train `members` together on `data`; one `FitResult` (or the exception that ended it) per member.
+
+    Every member trains exactly as `loop.fit` would train it alone (see the module docstring). With
+    `checkpoint_dir`, the group continues after the checkpoint found there and saves one every
+    `cfg.checkpoint_every` epochs; the directory must be specific to this group's members.
+    """
+    if not members:
+        return []
+    device = resolve_device(cfg.device)
+    apply_determinism(cfg.deterministic, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for m in members:
+        m.model.to(device), m.loss.to(device), m.weighting.to(device)
+    x, y = data.train.x.to(device), data.train.y.to(device)
+    wrappers = [_FeaturesAndLogits(m.model) for m in members]
+    params, buffers = stack_module_state(wrappers)  # type: ignore[arg-type]
+    base = copy.deepcopy(wrappers[0])
+
+    def forward(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor) -> tuple[Tensor, Tensor]:
+        return functional_call(base, (p, b), (xb,))
+
+    batched = vmap(forward, randomness="error")
+    active = list(range(len(members)))  # members still training, in stack order
+    sampler_gens = [torch.Generator().manual_seed(m.seed) for m in members]
+    aug_gens = [_generator(m.aug_state, device) for m in members]
+    evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
+    tracks = [Selection(cfg, evaluator) for _ in members]
+    outcomes: list[FitResult | BaseException | None] = [None] * len(members)
+
+    def extra(k: int) -> list[Tensor]:
+        return [
+            p for mod in (members[k].loss, members[k].weighting) for p in mod.parameters() if p.requires_grad
+        ]
+
+    def make_opt() -> SGD:
+        groups = [{"params": list(params.values())}] + [{"params": extra(k)} for k in active]
+        return SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+
+    opt = make_opt()
+    first_epoch, spent_s = 0, 0.0
+    saved = load_checkpoint(checkpoint_dir)
+    if saved is not None:
+        active = list(saved["active"])
+        params = {k: v.to(device).requires_grad_() for k, v in saved["params"].items()}
+        buffers = {k: v.to(device) for k, v in saved["buffers"].items()}
+        for k, m in enumerate(members):
+            m.loss.load_state_dict(saved["loss"][k]), m.weighting.load_state_dict(saved["weighting"][k])
+            sampler_gens[k].set_state(saved["sampler_gens"][k])
+            aug_gens[k].set_state(saved["aug_gens"][k])
+            tracks[k].load(saved["tracks"][k])
+            if saved["outcomes"][k] is not None:
+                outcomes[k] = Diverged(saved["outcomes"][k]["epoch"], math.nan, tracks[k].history)
+        opt = make_opt()
+        opt.load_state_dict(saved["opt"])
+        spent_s, first_epoch = saved["spent_s"], saved["epoch"] + 1
+    start = time.perf_counter() - spent_s
+
+    def drop(gone: list[int], old_state: dict[Tensor, Tensor]) -> None:
+        """Remove stack positions `gone` (indices into `active`) from parameters, buffers and momentum."""
+        nonlocal params, buffers, opt, active
+        keep = [i for i in range(len(active)) if i not in gone]
+        old = opt.state_dict()
+        momentum = old["momentum"][: len(params)]
+        params = {k: v.detach()[keep].clone().requires_grad_() for k, v in params.items()}
+        buffers = {k: v[keep].clone() for k, v in buffers.items()}
+        active = [active[i] for i in keep]
+        opt = make_opt()
+        for p, buf in zip(params.values(), momentum, strict=True):
+            if buf is not None:
+                opt.state[p] = buf[keep].clone()
+        for k in active:  # the loss/weighting parameters keep their momentum
+            for p in extra(k):
+                if p in old_state:
+                    opt.state[p] = old_state[p]
+
+    for epoch in range(first_epoch, cfg.epochs):
+        if not active:
+            break
+        lr = set_lr(opt, cfg, epoch)
+        for k in active:
+            members[k].weighting.on_epoch_start(epoch)
+        orders = torch.stack([members[k].sampler.epoch_indices(epoch, sampler_gens[k]) for k in active]).to(
+            device
+        )
+        totals = torch.zeros(len(active), device=device)
+        n = orders.shape[1]
+        for i in range(0, n, cfg.batch_size):
+            idx = orders[:, i : i + cfg.batch_size]  # (K, B)
+            xb, yb = x[idx], y[idx]  # (K, B, ...), (K, B)
+            if data.augment is not None:
+                xb = torch.stack([data.augment(xb[j], generator=aug_gens[k]) for j, k in enumerate(active)])
+            with autocast(cfg.precision, device):
+                feats, logits = batched(params, buffers, xb)
+            objectives = torch.stack([
+                members[k].weighting(members[k].loss(logits[j].float(), yb[j]), yb[j], logits[j].float(), feats[j].float())
+                for j, k in enumerate(active)
+            ])  # fmt: skip
+            opt.zero_grad(set_to_none=True)
+            objectives.sum().backward()
+            opt.step()
+            totals += objectives.detach() * idx.shape[1]
+        train_losses = (totals / max(1, n)).tolist()  # the epoch's one host synchronisation
+        logits: dict[str, Tensor] = {}
+        if is_due(cfg, epoch):  # one batched forward per chunk for all members (inference mode)
+            splits = tracks[active[0]].splits
+            logits = {s: _predict(base, params, buffers, getattr(data, s).x, cfg, device) for s in splits}
+        gone: list[int] = []
+        for j, k in enumerate(active):
+            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_losses[j]}
+            track = tracks[k]
+            if not math.isfinite(train_losses[j]):
+                track.history.append(row)
+                outcomes[k] = Diverged(epoch, train_losses[j], track.history)
+                gone.append(j)
+                continue
+            if is_due(cfg, epoch):
+                loss = members[k].loss
+                split_logits = {s: logits[s][j] for s in track.splits}
+                track.evaluated(row, {s: evaluator.scores(v, getattr(data, s), loss.logit_scale)
+                                      for s, v in split_logits.items()})  # fmt: skip
+            track.history.append(row)
+            if members[k].on_epoch_end is not None:
+                try:
+                    members[k].on_epoch_end(row)
+                except Exception as exc:  # e.g. ClaimLost: this member stops, the others go on
+                    outcomes[k] = exc
+                    gone.append(j)
+        if gone:
+            drop(gone, dict(opt.state))
+        if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(checkpoint_dir, dict(
+                active=active, params={k: v.detach() for k, v in params.items()}, buffers=buffers,
+                opt=opt.state_dict(), epoch=epoch, spent_s=time.perf_counter() - start,
+                loss=[m.loss.state_dict() for m in members], weighting=[m.weighting.state_dict() for m in members],
+                sampler_gens=[g.get_state() for g in sampler_gens], aug_gens=[g.get_state() for g in aug_gens],
+                tracks=[t.state() for t in tracks],
+                outcomes=[{"epoch": o.epoch} if isinstance(o, Diverged) else None for o in outcomes],
+            ))  # fmt: skip
+    elapsed = time.perf_counter() - start
+    for j, k in enumerate(active):
+        _copy_member(members[k].model, params, buffers, j)
+        metrics = tracks[k].metrics()
+        # the group's wall time, shared: per member it is elapsed / members (what it cost)
+        metrics["train_time_s"] = elapsed / len(members)
+        metrics["peak_mem_mb"] = _peak_memory_mb(device)
+        outcomes[k] = FitResult(
+            metrics=metrics, history=tracks[k].history, resumed_from=first_epoch - 1 if saved else None,
+            execution=execution_record(cfg, device, members[k].model, stacked=len(members)),
+        )  # fmt: skip
+    return [o if o is not None else RuntimeError("stacked group ended before this member") for o in outcomes]
+
+
+@torch.inference_mode()
+def _predict(
+    base: nn.Module,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    x: Tensor,
+    cfg: TrainerConfig,
+    device: torch.device,
+) -> Tensor:
+    """Logits (K, N, C) on the CPU of every stacked member on inputs `x` (N, ...), in eval mode.
+
+    The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch_size`, the input
+    shared by all members (not copied K times), under `cfg.precision`.
+    """
+    base.eval()
+
+    def forward(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor) -> Tensor:
+        return functional_call(base, (p, b), (xb,))[1]
+
+    batched = vmap(forward, in_dims=(0, 0, None))
+    p = {k: v.detach() for k, v in params.items()}
+    out = []
+    with autocast(cfg.precision, device):
+        for i in range(0, len(x), cfg.eval_batch_size):
+            out.append(batched(p, buffers, x[i : i + cfg.eval_batch_size].to(device)).float().cpu())
+    base.train()
+    return torch.cat(out, dim=1)
+
+
+@torch.no_grad()
+def _copy_member(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], j: int) -> None:
+    """Copy stack position `j` of the stacked parameters and buffers into `model`."""
+    state = model.state_dict()
+    for name, value in (*params.items(), *buffers.items()):
+        state[name.removeprefix("model.")].copy_(value[j])

@@ -1,0 +1,132 @@
+"""Stacked runs (`train/stacked.py`): members train as they would alone; divergence and resume per member."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+import torch
+
+from lossbench import run
+from lossbench.data.augment import RandomCropFlip
+from lossbench.data.spec import DataSpec, Split
+from lossbench.losses.cross_entropy import CrossEntropyLoss
+from lossbench.losses.focal import FocalLoss
+from lossbench.models.resnet_cifar import ResNetCifar
+from lossbench.samplers.instance import InstanceSampler
+from lossbench.store.db import Store, runs
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import ClassificationTask
+from lossbench.train.checkpoint import rng_state
+from lossbench.train.config import TrainerConfig
+from lossbench.train.loop import Diverged, FitResult, fit
+from lossbench.train.stacked import Member, fit_stacked
+from lossbench.weighting.none import NoWeighting
+from tests.conftest import small_cfg
+
+TOL = 1e-4  # metrics of a stacked member vs the same run alone (CPU; float rounding of grouped kernels)
+
+
+def _images(n: int, seed: int) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    return Split(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g))
+
+
+TRAIN = _images(48, 0)
+COUNTS = tuple(torch.bincount(TRAIN.y, minlength=4).tolist())
+DATA_TASK = ClassificationTask(COUNTS)
+DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), task=DATA_TASK,
+                input_shape=(3, 8, 8), augment=RandomCropFlip(1))  # fmt: skip
+CFG = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False)
+
+
+def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None) -> Member:
+    """A run's pieces built as `run.py` builds them: seed, model, RNG state, fitted components."""
+    torch.manual_seed(seed)
+    model = ResNetCifar([3, 8, 8], 4, blocks_per_stage=1)
+    state = rng_state()
+    loss, weighting, sampler = loss_cls(), NoWeighting(), InstanceSampler()
+    prepare(DATA_TASK, TRAIN.y, loss, weighting, sampler)
+    return Member(model, loss, weighting, sampler, seed, state, on_epoch_end)
+
+
+def _numbers(result: FitResult) -> dict[str, float]:
+    return {
+        k: v
+        for k, v in result.metrics.items()
+        if isinstance(v, float) and k not in ("train_time_s", "peak_mem_mb")
+    }
+
+
+def test_stacked_members_agree_with_training_alone():
+    specs = [(0, CrossEntropyLoss), (1, FocalLoss)]
+    stacked = fit_stacked([_member(s, cls) for s, cls in specs], DATA, CFG)
+    for (seed, cls), together in zip(specs, stacked, strict=True):
+        m = _member(seed, cls)
+        alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, CFG, seed=seed)
+        assert isinstance(together, FitResult) and together.execution["stacked_members"] == 2
+        a, b = _numbers(alone), _numbers(together)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), seed
+        assert [r["train/loss"] for r in together.history] == pytest.approx(
+            [r["train/loss"] for r in alone.history], abs=TOL
+        )
+
+
+class _PoisonedLoss(CrossEntropyLoss):
+    """Cross-entropy that turns infinite from the second epoch on (the test's diverging member)."""
+
+    def forward(self, logits, targets):
+        out = super().forward(logits, targets)
+        return out * float("inf") if self.calls >= 1 else out
+
+    calls = 0
+
+
+def test_a_diverging_member_is_masked_and_the_others_go_on():
+    members = [_member(0), _member(1)]
+    members[1].loss = _PoisonedLoss()
+    prepare(DATA_TASK, TRAIN.y, members[1].loss)
+
+    def count(row, loss=members[1].loss):
+        loss.calls += 1
+
+    members[1].on_epoch_end = count
+    results = fit_stacked(members, DATA, CFG)
+    assert isinstance(results[1], Diverged) and results[1].epoch == 1
+    assert isinstance(results[0], FitResult) and len(results[0].history) == CFG.epochs
+    (alone,) = fit_stacked([_member(0)], DATA, CFG)
+    assert _numbers(results[0]) == pytest.approx(_numbers(alone), abs=TOL)
+
+
+def test_a_stacked_group_resumes_from_its_checkpoint(tmp_path):
+    cfg = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False, checkpoint_every=1)
+    whole = fit_stacked([_member(0), _member(1)], DATA, cfg)
+
+    def crash(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt  # not an Exception: ends the whole group, as a kill would
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_stacked([_member(0, on_epoch_end=crash), _member(1)], DATA, cfg, checkpoint_dir=tmp_path)
+    resumed = fit_stacked([_member(0), _member(1)], DATA, cfg, checkpoint_dir=tmp_path)
+    for a, b in zip(whole, resumed, strict=True):
+        assert b.resumed_from == 0 and _numbers(a) == _numbers(b)
+
+
+def test_a_grid_trains_stacked_and_records_exactly_one_diverged(tmp_path):
+    """Through `run.py`: two cells that differ in a loss scalar train as one group; tau=1e39 diverges."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    run.SESSION.pending = []
+    try:
+        for tau in ("1.0", "1e39"):
+            cfg, choices = small_cfg(["loss=logit_adjusted", f"loss.tau={tau}"], store_url=url)
+            assert run.run_cell(cfg, choices) == "deferred"
+        run.run_pending()
+    finally:
+        run.SESSION.pending = None
+    with Store(url).engine.connect() as conn:
+        rows = conn.execute(sa.select(runs.c.status, runs.c.environment)).mappings().all()
+    assert sorted(r["status"] for r in rows) == ["completed", "diverged"]
+    done = next(r for r in rows if r["status"] == "completed")
+    assert done["environment"]["execution"]["stacked_members"] == 2
+    cfg, choices = small_cfg(["loss=logit_adjusted", "loss.tau=1.0"], store_url=url)
+    assert run.run_group([(cfg, choices)]) == []  # completed members are left out of a group
