@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 import torch
@@ -19,7 +21,7 @@ from lossbench.tasks.classification import ClassificationTask
 from lossbench.train.checkpoint import rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import Diverged, FitResult, fit
-from lossbench.train.stacked import Member, fit_stacked
+from lossbench.train.stacked import Member, fit_stacked, unstackable
 from lossbench.weighting.none import NoWeighting
 from tests.conftest import small_cfg
 
@@ -57,18 +59,27 @@ def _numbers(result: FitResult) -> dict[str, float]:
     }
 
 
-def test_stacked_members_agree_with_training_alone():
+@pytest.mark.parametrize("cfg", [CFG, dataclasses.replace(CFG, max_steps=1)], ids=["whole", "max_steps"])
+def test_stacked_members_agree_with_training_alone(cfg):
     specs = [(0, CrossEntropyLoss), (1, FocalLoss)]
-    stacked = fit_stacked([_member(s, cls) for s, cls in specs], DATA, CFG)
+    stacked = fit_stacked([_member(s, cls) for s, cls in specs], DATA, cfg)
     for (seed, cls), together in zip(specs, stacked, strict=True):
         m = _member(seed, cls)
-        alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, CFG, seed=seed)
+        alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, cfg, seed=seed)
         assert isinstance(together, FitResult) and together.execution["stacked_members"] == 2
         a, b = _numbers(alone), _numbers(together)
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), seed
         assert [r["train/loss"] for r in together.history] == pytest.approx(
             [r["train/loss"] for r in alone.history], abs=TOL
         )
+
+
+def test_gradient_clipping_is_trained_alone():
+    m = _member(0)
+    assert unstackable(m.model, m.loss, m.weighting, cfg=CFG) is None
+    assert "clipping" in unstackable(
+        m.model, m.loss, m.weighting, cfg=dataclasses.replace(CFG, grad_clip=5.0)
+    )
 
 
 class _PoisonedLoss(CrossEntropyLoss):

@@ -306,7 +306,7 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
             _finish(cell, exc)
             continue
         c = cell.components
-        if unstackable(c.model, c.loss, c.weighting, c.stage2) is not None:
+        if unstackable(c.model, c.loss, c.weighting, c.stage2, c.trainer) is not None:
             _finish(cell, _train_alone(cell))
             continue
         claimed.append(cell)

@@ -83,8 +83,12 @@ class Member:
     on_epoch_end: EpochCallback | None = None
 
 
-def unstackable(model: nn.Module, loss: Loss, weighting: Weighting, stage2: Any = None) -> str | None:
-    """Why a run with these components cannot be trained stacked (None if it can)."""
+def unstackable(
+    model: nn.Module, loss: Loss, weighting: Weighting, stage2: Any = None, cfg: TrainerConfig | None = None
+) -> str | None:
+    """Why a run with these components (and trainer settings) cannot be trained stacked (None if it can)."""
+    if cfg is not None and cfg.grad_clip:
+        return "gradient clipping takes each run's own global norm"
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         return "dropout draws from one generator for all members"
     for part, base in ((loss, Loss), (weighting, Weighting)):
@@ -207,6 +211,8 @@ def fit_stacked(
         orders = torch.stack([members[k].sampler.epoch_indices(epoch, sampler_gens[k]) for k in active]).to(
             device
         )
+        if cfg.max_steps:  # as in the loop: the first max_steps batches only
+            orders = orders[:, : cfg.max_steps * cfg.batch_size]
         totals = torch.zeros(len(active), device=device)
         n = orders.shape[1]
         for i in range(0, n, cfg.batch_size):
