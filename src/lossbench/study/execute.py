@@ -1,0 +1,28 @@
+"""Run study cells in this process through `run.run_cell`, the path every `lossbench run` cell takes.
+
+Each cell claims its run id in the store, heartbeats and writes its record like any grid cell, so an
+interrupted study resumes by running it again (completed cells are skipped, stale ones taken over).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lossbench.study.plan import Cell
+
+
+def run_cells(cells: Sequence[Cell], desc: str) -> list[str]:
+    """Run `cells` in order; returns each one's outcome (`completed`, `skipped`, `failed`, ...)."""
+    from tqdm.auto import tqdm
+
+    from lossbench import run
+
+    bar = tqdm(total=len(cells), desc=desc, unit="run", disable=None)
+    outcomes = []
+    try:
+        for cell in cells:
+            outcomes.append(run.run_cell(cell.config, cell.choices))
+            bar.update()
+    finally:
+        bar.close()
+    return outcomes
