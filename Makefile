@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench lint report clean postgres browser-deps latex-deps data-fashion-mnist
+.PHONY: help install demo test test-all bench lint report study clean postgres browser-deps latex-deps data-fashion-mnist
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,11 @@ latex-deps: ## opt-in: install pdflatex + booktabs (Debian texlive, ~16 packages
 lint: install ## ruff check + format check
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+STUDY ?= default
+study: install data-fashion-mnist ## run a declared study (STUDY=quick|default; configs/study/) and write its leaderboard
+	$(BIN)/lossbench study study=$(STUDY) --dry-run
+	$(BIN)/lossbench study study=$(STUDY)
 
 report: install ## tables from the default store
 	$(BIN)/lossbench report

@@ -28,8 +28,10 @@ def protocol(study: Study) -> str:
         f"Protocol (DomainBed-style random search): every method gets the same {study.trials} trial(s) per "
         f"dataset (trial 0: the method's default hyperparameters; the others drawn at random from its declared "
         f"space, study seed {study.study_seed}), trained with seed {study.trial_seed}; per dataset the trial with "
-        f"the best {study.select_column} (validation split only) is chosen, then re-trained with fresh seeds "
-        f"{', '.join(map(str, study.seeds))}, whose {study.report_column} (test split) is reported."
+        f"the best {study.select_metric} (validation split only) is chosen, then re-trained with fresh seeds "
+        f"{', '.join(map(str, study.seeds))}, whose {study.report_metric} (test split) is reported; both read at "
+        f"each run's {'best-validation' if study.select_epoch == 'best' else 'final'} epoch (post-hoc stage-2 "
+        "runs: the adjusted final model)."
     )
 
 

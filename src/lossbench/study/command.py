@@ -67,35 +67,60 @@ def _validate(planner: Any) -> None:
         planner.base(method, planner.study.datasets[0])
 
 
-def run_study(study: Any, url: str, out: Path) -> dict[str, int]:
-    """Both phases, then the board; returns counts of failed and pending cells."""
-    import pandas as pd
+class Runner:
+    """Runs the cells of a study's phases into the store and reads their results back."""
 
-    from lossbench.store.db import Store
-    from lossbench.study.board import build_board, render_board
-    from lossbench.study.execute import run_cells
-    from lossbench.study.plan import Planner
-    from lossbench.study.select import choose, fetch
+    def __init__(self, study: Any, url: str) -> None:
+        from lossbench import run
+        from lossbench.study.plan import Planner
 
-    started = time.perf_counter()
-    planner = Planner(study, url)
-    _validate(planner)
-    store = Store(url)
+        self.study, self.url = study, url
+        self.planner = Planner(study, url)
+        _validate(self.planner)
+        self.store = run.get_store(
+            self.planner.base(study.methods[0], study.datasets[0])[0]
+        )  # the cells' own
 
-    def phase(cells: list[Any], desc: str) -> pd.DataFrame:
-        done = store.statuses([c.run_id for c in cells])
+    def phase(self, cells: list[Any], desc: str) -> Any:
+        """Run the cells not yet completed; one row per cell with its status and metrics."""
+        import pandas as pd
+
+        from lossbench.study.execute import run_cells
+        from lossbench.study.select import add_selected, fetch
+
+        done = self.store.statuses([c.run_id for c in cells])
         todo = [c for c in cells if done.get(c.run_id) != "completed"]
-        print(f"lossbench: study {study.name}: {desc}: {len(cells)} runs, {len(cells) - len(todo)} already "
+        print(f"lossbench: study {self.study.name}: {desc}: {len(cells)} runs, {len(cells) - len(todo)} already "
               "completed in the store", file=sys.stderr)  # fmt: skip
-        run_cells(todo, desc)
+        run_cells(todo, desc, self.study.threads)
         meta = pd.DataFrame([{"run_id": c.run_id, "method": c.method, "dataset": c.dataset, "trial": c.trial,
                               "seed": c.seed, "params": c.params} for c in cells])  # fmt: skip
-        return meta.merge(fetch(url, list(meta["run_id"])), on="run_id", how="left")
+        frame = meta.merge(fetch(self.store.engine, list(meta["run_id"])), on="run_id", how="left")
+        return add_selected(
+            frame, self.study.select_epoch, [self.study.select_metric, self.study.report_metric]
+        )
 
-    trials = phase(list(planner.trials()), "tuning trials")
-    chosen = choose(trials, study.select_column)
-    picks = {(r.method, r.dataset): (r.trial, r.params) for r in chosen.itertuples()}
-    finals = phase(list(planner.finals(picks)), "chosen configurations x seeds")
+    def tune(self) -> tuple[Any, Any]:
+        """Phase 1: every trial; returns (trials frame, chosen frame)."""
+        from lossbench.study.select import choose
+
+        trials = self.phase(list(self.planner.trials()), "tuning trials")
+        return trials, choose(trials, self.study.select_column)
+
+    def final(self, chosen: Any) -> Any:
+        """Phase 2: the chosen trial of each (method, dataset) with every seed."""
+        picks = {(r.method, r.dataset): (r.trial, r.params) for r in chosen.itertuples()}
+        return self.phase(list(self.planner.finals(picks)), "chosen configurations x seeds")
+
+
+def run_study(study: Any, url: str, out: Path) -> dict[str, int]:
+    """Both phases, then the board; returns counts of failed and pending cells."""
+    from lossbench.study.board import build_board, render_board
+
+    started = time.perf_counter()
+    runner = Runner(study, url)
+    trials, chosen = runner.tune()
+    finals = runner.final(chosen)
     pending = len(study.methods) * len(study.datasets) - len(chosen)
     failed = int((trials["status"] == "failed").sum() + (finals["status"] == "failed").sum())
     board = build_board(study, finals, chosen, trials)
@@ -144,9 +169,9 @@ def per_run_seconds(study: Any, planner: Any, url: str) -> tuple[dict[str, float
             continue
         short = min(epochs, 2)
         cells = [calibrate.cell(baseline, dataset, "trial", 0, s, {"trainer.epochs": short}) for s in (0, 1)]
-        run_cells(cells[:1], f"calibrating {dataset}")
+        run_cells(cells[:1], f"calibrating {dataset}", study.threads)
         t0 = time.perf_counter()
-        run_cells(cells[1:], f"calibrating {dataset}")
+        run_cells(cells[1:], f"calibrating {dataset}", study.threads)
         estimate[dataset] = (time.perf_counter() - t0) * epochs / short
         source[dataset] = f"calibration ({short} epochs, scaled to {epochs})"
     return estimate, source

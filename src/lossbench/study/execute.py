@@ -11,11 +11,21 @@ from collections.abc import Sequence
 from lossbench.study.plan import Cell
 
 
-def run_cells(cells: Sequence[Cell], desc: str) -> list[str]:
-    """Run `cells` in order; returns each one's outcome (`completed`, `skipped`, `failed`, ...)."""
+def run_cells(cells: Sequence[Cell], desc: str, threads: int | None = None) -> list[str]:
+    """Run `cells` in order; returns each one's outcome (`completed`, `skipped`, `failed`, ...).
+
+    `threads` sets torch's intra-op threads first: the study's small models train fastest on one
+    thread, and on a shared machine more threads per process mostly wait on each other. To use more
+    cores, start more `lossbench study` processes on the same store: the store's claims split the cells.
+    """
+    import torch
     from tqdm.auto import tqdm
 
     from lossbench import run
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     bar = tqdm(total=len(cells), desc=desc, unit="run", disable=None)
     outcomes = []
@@ -25,4 +35,5 @@ def run_cells(cells: Sequence[Cell], desc: str) -> list[str]:
             bar.update()
     finally:
         bar.close()
+        torch.set_num_threads(before)
     return outcomes

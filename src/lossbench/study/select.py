@@ -11,8 +11,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from lossbench.report.load import _as_dict
 from lossbench.store.db import make_engine, runs
@@ -22,9 +24,13 @@ from lossbench.store.db import make_engine, runs
 DECIDED = ("completed", "diverged", "failed")
 
 
-def fetch(url: str, run_ids: Sequence[str]) -> pd.DataFrame:
-    """`run_id`, `status`, `duration_s` and every scalar metric of `run_ids` (rows absent from the store are left out)."""
-    engine = make_engine(url)
+def fetch(source: str | Engine, run_ids: Sequence[str]) -> pd.DataFrame:
+    """`run_id`, `status`, `duration_s` and every scalar metric of `run_ids` (rows absent from the store are left out).
+
+    `source` is a store URL or the engine of an open `Store` (needed for an in-memory store, which
+    exists only inside its engine).
+    """
+    engine = make_engine(source) if isinstance(source, str) else source
     records: list[dict[str, Any]] = []
     try:
         with engine.connect() as conn:
@@ -41,8 +47,25 @@ def fetch(url: str, run_ids: Sequence[str]) -> pd.DataFrame:
                     records.append({"run_id": row["run_id"], "status": row["status"],
                                     "duration_s": row["duration_s"], **metrics})  # fmt: skip
     finally:
-        engine.dispose()
+        if isinstance(source, str):
+            engine.dispose()
     return pd.DataFrame.from_records(records, columns=None if records else ["run_id", "status", "duration_s"])
+
+
+def add_selected(frame: pd.DataFrame, epoch: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """Add `selected/<metric>` columns: each run's value at its `epoch` rule (`best`: best-validation epoch).
+
+    A run without `best/...` metrics (a post-hoc stage 2, tau-norm or logit adjustment, reports only its
+    adjusted final model as `last/...`) contributes its `last/...` value, the only model it has.
+    """
+    out = frame.copy()
+    for metric in metrics:
+        primary, final = f"{epoch}/{metric}", f"last/{metric}"
+        value = out[primary] if primary in out else pd.Series(np.nan, index=out.index)
+        if final in out:
+            value = value.where(value.notna(), out[final])
+        out[f"selected/{metric}"] = value
+    return out
 
 
 def choose(trials: pd.DataFrame, column: str, higher_is_better: bool = True) -> pd.DataFrame:
@@ -51,7 +74,7 @@ def choose(trials: pd.DataFrame, column: str, higher_is_better: bool = True) -> 
     Args:
         trials: One row per planned trial: `method`, `dataset`, `trial`, `params` (dict), `status`
             (None when not in the store yet) and `column`.
-        column: The selection metric, e.g. `best/val/balanced_acc`; must name a validation metric.
+        column: The selection metric, e.g. `selected/val/balanced_acc`; must name a validation metric.
         higher_is_better: Direction of `column`.
 
     Returns:

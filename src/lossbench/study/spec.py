@@ -100,19 +100,20 @@ class Study:
     select_epoch: str  # `best` (best-validation epoch of each run) or `last`
     report_metric: str  # test metric of the leaderboard, e.g. `test/balanced_acc`
     baseline: str
+    threads: int | None = None  # torch intra-op threads of the study process (None: torch's default)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def select_column(self) -> str:
-        """The store metric the selection reads: `best/val/balanced_acc`."""
-        return f"{self.select_epoch}/{self.select_metric}"
+        """The column the selection reads: `selected/val/balanced_acc` (see `select.add_selected`)."""
+        return f"selected/{self.select_metric}"
 
     @property
     def report_column(self) -> str:
-        """The store metric the leaderboard reads, at the same epoch rule: `best/test/balanced_acc`."""
-        return f"{self.select_epoch}/{self.report_metric}"
+        """The column the leaderboard reads, at the same epoch as the selection: `selected/test/balanced_acc`."""
+        return f"selected/{self.report_metric}"
 
     def draw(self, method: Method, dataset: str, trial: int) -> dict[str, Any]:
         """Hyperparameters of `trial` of `method` on `dataset`: `{}` for trial 0 (the configs' defaults).
@@ -169,7 +170,7 @@ def _list(raw: Mapping[str, Any], key: str, kind: type, default: Any = None) -> 
 def parse_study(name: str, raw: Mapping[str, Any], source: str = "") -> Study:
     """Build a `Study` from the YAML mapping; every problem raises one `ValueError`."""
     known = {"description", "datasets", "methods", "seeds", "trials", "trial_seed", "study_seed", "model",
-             "trainer", "overrides", "selection", "report_metric", "baseline", "space"}  # fmt: skip
+             "trainer", "overrides", "selection", "report_metric", "baseline", "space", "threads"}  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(
@@ -222,6 +223,9 @@ def parse_study(name: str, raw: Mapping[str, Any], source: str = "") -> Study:
     datasets = _list(raw, "datasets", str)
     if not datasets or len(set(datasets)) != len(datasets):
         raise ValueError(f"study {name!r}: datasets must be a non-empty list of distinct options")
+    threads = raw.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"study {name!r}: threads must be an integer >= 1 or null, got {threads!r}")
     return Study(
         name=name,
         datasets=datasets,
@@ -237,6 +241,7 @@ def parse_study(name: str, raw: Mapping[str, Any], source: str = "") -> Study:
         select_epoch=select_epoch,
         report_metric=report_metric,
         baseline=baseline,
+        threads=threads,
         description=str(raw.get("description", "")),
         source=source,
     )
