@@ -141,9 +141,10 @@ def per_run_seconds(study: Any, planner: Any, url: str) -> tuple[dict[str, float
     """Estimated seconds per run for each dataset, and where each estimate comes from.
 
     Source 1: the median `duration_s` of completed runs in the store with the same dataset, model and
-    `trainer.epochs`. Source 2 (datasets the store has none of): a calibration in an in-memory store,
-    two runs of the baseline at 2 epochs (the second is timed, so data loading is not counted), scaled
-    to the study's epochs. Every method is assumed to cost what the baseline costs.
+    `trainer.epochs`. Source 2 (datasets the store has none of): a calibration in an in-memory store:
+    after one untimed run (it loads the data), the baseline is timed at 1 and 3 epochs, which gives a
+    fixed cost per run plus a cost per epoch, extrapolated to the study's epochs. Every method is
+    assumed to cost what the baseline costs.
     """
     from lossbench.study.execute import run_cells
     from lossbench.study.plan import Planner
@@ -167,13 +168,17 @@ def per_run_seconds(study: Any, planner: Any, url: str) -> tuple[dict[str, float
             estimate[dataset] = statistics.median(found[dataset])
             source[dataset] = f"store median of {len(found[dataset])} runs"
             continue
-        short = min(epochs, 2)
-        cells = [calibrate.cell(baseline, dataset, "trial", 0, s, {"trainer.epochs": short}) for s in (0, 1)]
-        run_cells(cells[:1], f"calibrating {dataset}", study.threads)
-        t0 = time.perf_counter()
-        run_cells(cells[1:], f"calibrating {dataset}", study.threads)
-        estimate[dataset] = (time.perf_counter() - t0) * epochs / short
-        source[dataset] = f"calibration ({short} epochs, scaled to {epochs})"
+        cells = [calibrate.cell(baseline, dataset, "trial", 0, seed, {"trainer.epochs": e})
+                 for seed, e in ((0, 1), (1, 1), (2, 3))]  # fmt: skip
+        run_cells(cells[:1], f"calibrating {dataset}", study.threads)  # loads the data: not timed
+        spent = []
+        for cell in cells[1:]:
+            t0 = time.perf_counter()
+            run_cells([cell], f"calibrating {dataset}", study.threads)
+            spent.append(time.perf_counter() - t0)
+        per_epoch = max(0.0, (spent[1] - spent[0]) / 2)
+        estimate[dataset] = spent[0] - per_epoch + per_epoch * epochs
+        source[dataset] = f"calibration: {spent[0] - per_epoch:.2f} s + {per_epoch:.3f} s/epoch"
     return estimate, source
 
 
