@@ -209,3 +209,11 @@ def test_quick_study_end_to_end_resumes_and_reports(tmp_path, capsys):
     assert "seeds: 24 runs, 24 already completed" in again
     cli.main(["study", "study=quick", "--dry-run", "--store", url])
     assert "store median of" in capsys.readouterr().out
+
+
+def test_an_invalid_drawn_value_fails_before_any_run(tmp_path, capsys):
+    bad = {**TINY, "methods": {"ce": {}, "poly1": {"loss": "poly1", "space": {"loss.epsilon": {"uniform": [-5.0, -2.0]}}}}}
+    runner = Runner(parse_study("tiny", bad), f"sqlite:///{tmp_path}/s.db")  # trial 0 (the defaults) is valid
+    with pytest.raises(ValueError, match="invalid run .*loss.epsilon="):
+        runner.tune()
+    assert runner.store.counts()["completed"] == 0

@@ -62,9 +62,15 @@ def main(ns: argparse.Namespace, url: str) -> None:
 
 
 def _validate(planner: Any) -> None:
-    """Compose each method once (its first dataset) so an unknown search key fails before any training."""
-    for method in planner.study.methods:
-        planner.base(method, planner.study.datasets[0])
+    """Compose and instantiate each method (on the first dataset) and each dataset (with the first method).
+
+    An unknown search key, an invalid component or missing data files fail here, before any training.
+    """
+    study = planner.study
+    for method in study.methods:
+        planner.check(planner.cell(method, study.datasets[0], "trial", 0, study.trial_seed, {}))
+    for dataset in study.datasets[1:]:
+        planner.check(planner.cell(study.methods[0], dataset, "trial", 0, study.trial_seed, {}))
 
 
 class Runner:
@@ -90,6 +96,9 @@ class Runner:
 
         done = self.store.statuses([c.run_id for c in cells])
         todo = [c for c in cells if done.get(c.run_id) != "completed"]
+        for cell in todo:  # drawn values too: every cell is valid before the first one trains
+            if cell.params:
+                self.planner.check(cell)
         print(f"lossbench: study {self.study.name}: {desc}: {len(cells)} runs, {len(cells) - len(todo)} already "
               "completed in the store", file=sys.stderr)  # fmt: skip
         run_cells(todo, desc, self.study.threads)

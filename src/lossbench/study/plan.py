@@ -92,6 +92,22 @@ class Planner:
         cell.run_id = run_id_of(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         return cell
 
+    def check(self, cell: Cell) -> None:
+        """Instantiate the cell's components and dataset recipe (cheap: no data is read) without training.
+
+        Raises `ValueError` naming the cell, so a bad search range or missing data fails before any run.
+        """
+        from lossbench.run import build_components
+
+        try:
+            components = build_components(cell.config)
+            del components
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            raise ValueError(
+                f"study {self.study.name!r}: invalid run ({' '.join(cell.overrides)}): {cause}"
+            ) from exc
+
     def trials(self) -> Iterator[Cell]:
         """Every tuning trial, dataset by dataset (each dataset is loaded once per process)."""
         s = self.study
