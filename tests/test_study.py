@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from lossbench import cli, run
-from lossbench.config import compose, options
+from lossbench.config import CONFIG_DIR, compose, options
 from lossbench.data.spec import Split
 from lossbench.store.record import run_id_of
 from lossbench.study.board import build_board, render_board
@@ -212,8 +213,27 @@ def test_quick_study_end_to_end_resumes_and_reports(tmp_path, capsys):
 
 
 def test_an_invalid_drawn_value_fails_before_any_run(tmp_path, capsys):
-    bad = {**TINY, "methods": {"ce": {}, "poly1": {"loss": "poly1", "space": {"loss.epsilon": {"uniform": [-5.0, -2.0]}}}}}
+    bad = {
+        **TINY,
+        "methods": {
+            "ce": {},
+            "poly1": {"loss": "poly1", "space": {"loss.epsilon": {"uniform": [-5.0, -2.0]}}},
+        },
+    }
     runner = Runner(parse_study("tiny", bad), f"sqlite:///{tmp_path}/s.db")  # trial 0 (the defaults) is valid
     with pytest.raises(ValueError, match="invalid run .*loss.epsilon="):
         runner.tune()
     assert runner.store.counts()["completed"] == 0
+
+
+@pytest.mark.slow
+def test_every_default_study_method_trains_and_is_scored(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "study" / "default.yaml").read_text())
+    study = parse_study(
+        "all_methods", {**raw, "datasets": ["newthyroid"], "trials": 2, "overrides": ["trainer.epochs=2"]}
+    )
+    trials, chosen = Runner(study, f"sqlite:///{tmp_path}/s.db").tune()
+    assert (trials["status"] == "completed").all(), trials.loc[
+        trials["status"] != "completed", "method"
+    ].tolist()
+    assert trials[study.select_column].notna().all() and len(chosen) == len(study.methods)
