@@ -237,3 +237,16 @@ def test_every_default_study_method_trains_and_is_scored(tmp_path):
         trials["status"] != "completed", "method"
     ].tolist()
     assert trials[study.select_column].notna().all() and len(chosen) == len(study.methods)
+
+
+def test_a_bad_override_in_a_study_is_one_line(tmp_path, monkeypatch, capsys):
+    raw = yaml.safe_load((CONFIG_DIR / "study" / "quick.yaml").read_text())
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**raw, "overrides": ["trainer.epochz=3"]}))
+    monkeypatch.setattr("lossbench.study.spec.study_dir", lambda: tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["study", "study=typo", "--dry-run", "--store", f"sqlite:///{tmp_path}/s.db"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(
+        "lossbench: study 'typo': Could not override 'trainer.epochz'"
+    )
+    assert "Traceback" not in err and not (tmp_path / "s.db").exists()

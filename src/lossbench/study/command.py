@@ -44,6 +44,9 @@ def study_name(spec: list[str]) -> str:
 
 def main(ns: argparse.Namespace, url: str) -> None:
     """Run `lossbench study` with parsed arguments `ns` on the store at `url`."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     from lossbench.config import options
     from lossbench.study.spec import check_options, load_study
 
@@ -57,6 +60,10 @@ def main(ns: argparse.Namespace, url: str) -> None:
         outcome = run_study(study, url, Path(ns.out or f"results/study/{study.name}"))
     except ValueError as exc:
         _fail(str(exc))
+    except (HydraException, OmegaConfBaseException) as exc:  # a bad override in the study's `overrides`
+        from lossbench.cli import _one_line
+
+        _fail(f"study {study_name(ns.spec)!r}: {_one_line(exc)}")
     if outcome["failed"]:
         _fail(f"{outcome['failed']} run(s) failed; errors: lossbench status --store {url}", code=1)
 
