@@ -72,9 +72,13 @@ def test_a_cell_has_the_run_id_lossbench_run_gives_its_overrides():
     planner = Planner(study, "sqlite://")
     focal = study.methods[1]
     cell = planner.cell(focal, "synthetic", "trial", 2, 100, study.draw(focal, "synthetic", 2))
+    defaults = planner.cell(focal, "synthetic", "final", 0, 3, {})  # planned after it: nothing leaks over
     assert "loss.gamma" in cell.params
-    by_hand = compose([*cell.overrides, "store.url=sqlite://"])
-    assert run_id_of(OmegaConf.to_container(by_hand, resolve=True)) == cell.run_id
+    for c in (cell, defaults):
+        by_hand = compose([*c.overrides, "store.url=sqlite://"])
+        assert run_id_of(OmegaConf.to_container(by_hand, resolve=True)) == c.run_id
+    cfg, _ = planner.materialize(cell)
+    assert cfg.loss.gamma == cell.params["loss.gamma"] and cfg.seed == 100
 
 
 @pytest.mark.parametrize(

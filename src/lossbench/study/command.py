@@ -108,7 +108,7 @@ class Runner:
                 self.planner.check(cell)
         print(f"lossbench: study {self.study.name}: {desc}: {len(cells)} runs, {len(cells) - len(todo)} already "
               "completed in the store", file=sys.stderr)  # fmt: skip
-        run_cells(todo, desc, self.study.threads)
+        run_cells(self.planner, todo, desc, self.study.threads)
         meta = pd.DataFrame([{"run_id": c.run_id, "method": c.method, "dataset": c.dataset, "trial": c.trial,
                               "seed": c.seed, "params": c.params} for c in cells])  # fmt: skip
         frame = meta.merge(fetch(self.store.engine, list(meta["run_id"])), on="run_id", how="left")
@@ -186,11 +186,11 @@ def per_run_seconds(study: Any, planner: Any, url: str) -> tuple[dict[str, float
             continue
         cells = [calibrate.cell(baseline, dataset, "trial", 0, seed, {"trainer.epochs": e})
                  for seed, e in ((0, 1), (1, 1), (2, 3))]  # fmt: skip
-        run_cells(cells[:1], f"calibrating {dataset}", study.threads)  # loads the data: not timed
+        run_cells(calibrate, cells[:1], f"calibrating {dataset}", study.threads)  # loads the data: not timed
         spent = []
         for cell in cells[1:]:
             t0 = time.perf_counter()
-            run_cells([cell], f"calibrating {dataset}", study.threads)
+            run_cells(calibrate, [cell], f"calibrating {dataset}", study.threads)
             spent.append(time.perf_counter() - t0)
         per_epoch = max(0.0, (spent[1] - spent[0]) / 2)
         estimate[dataset] = spent[0] - per_epoch + per_epoch * epochs

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lossbench.study.plan import Cell
+from lossbench.study.plan import Cell, Planner
 
 
-def run_cells(cells: Sequence[Cell], desc: str, threads: int | None = None) -> list[str]:
+def run_cells(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None = None) -> list[str]:
     """Run `cells` in order; returns each one's outcome (`completed`, `skipped`, `failed`, ...).
 
     `threads` sets torch's intra-op threads first: the study's small models train fastest on one
@@ -31,7 +31,7 @@ def run_cells(cells: Sequence[Cell], desc: str, threads: int | None = None) -> l
     outcomes = []
     try:
         for cell in cells:
-            outcomes.append(run.run_cell(cell.config, cell.choices))
+            outcomes.append(run.run_cell(*planner.materialize(cell)))
             bar.update()
     finally:
         bar.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -36,9 +37,14 @@ class Cell:
     seed: int
     params: dict[str, Any]
     overrides: list[str]  # `lossbench run` overrides that reproduce this cell
-    config: DictConfig = field(repr=False)
-    choices: dict[str, Any] = field(repr=False)
     run_id: str = ""
+
+
+def _raw(cfg: DictConfig, key: str) -> Any:
+    """The value at dotted `key` as written (an interpolation `${...}` unresolved)."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return node._get_node(leaf)._value()  # type: ignore[union-attr]
 
 
 class Planner:
@@ -74,22 +80,41 @@ class Planner:
             self._bases[key] = (cfg, choices, overrides)
         return self._bases[key]
 
+    @contextmanager
+    def _applied(self, cell: Cell) -> Iterator[tuple[DictConfig, dict[str, Any]]]:
+        """The cell's method x dataset config with its values and seed set, restored on exit.
+
+        Setting and restoring in place is what keeps planning 10,000 cells cheap (a deep copy of a
+        composed config costs more than resolving it).
+        """
+        method = next(m for m in self.study.methods if m.name == cell.method)
+        base, choices, _ = self.base(method, cell.dataset)
+        values = {**cell.params, "seed": cell.seed}
+        saved = {key: _raw(base, key) for key in values}  # interpolations stay interpolations
+        try:
+            for key, value in values.items():
+                OmegaConf.update(base, key, value, merge=False)
+            yield base, choices
+        finally:
+            for key, value in saved.items():
+                OmegaConf.update(base, key, value, merge=False)
+
+    def materialize(self, cell: Cell) -> tuple[DictConfig, dict[str, Any]]:
+        """A config of its own (and Hydra's choices) for running `cell`."""
+        with self._applied(cell) as (cfg, choices):
+            return copy.deepcopy(cfg), choices
+
     def cell(
         self, method: Method, dataset: str, phase: str, trial: int, seed: int, params: Mapping[str, Any]
     ) -> Cell:
-        """One cell with its resolved config and run id."""
+        """One cell with its run id (its config is built again by `materialize` when it runs)."""
         from lossbench.store.record import run_id_of
 
-        base, choices, overrides = self.base(method, dataset)
-        cfg = copy.deepcopy(base)
-        for key, value in params.items():
-            OmegaConf.update(cfg, key, value, merge=False)
-        cfg.seed = seed
+        overrides = self.base(method, dataset)[2]
         extra = [f"{k}={v}" for k, v in params.items()] + [f"seed={seed}"]
-        cell = Cell(
-            method.name, dataset, phase, trial, seed, dict(params), [*overrides, *extra], cfg, choices
-        )
-        cell.run_id = run_id_of(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        cell = Cell(method.name, dataset, phase, trial, seed, dict(params), [*overrides, *extra])
+        with self._applied(cell) as (cfg, _):
+            cell.run_id = run_id_of(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         return cell
 
     def check(self, cell: Cell) -> None:
@@ -100,8 +125,8 @@ class Planner:
         from lossbench.run import build_components
 
         try:
-            components = build_components(cell.config)
-            del components
+            with self._applied(cell) as (cfg, _):
+                build_components(cfg)
         except Exception as exc:
             cause = exc.__cause__ or exc
             raise ValueError(
