@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds on test, leaderboard",
         description="Run configs/study/NAME.yaml into the store (resumable: rerun to continue), then write its "
         "leaderboard (ranks, Friedman + CD diagram, win/tie/loss vs the baseline, per-dataset tables).",
+        epilog="Studies are the files of configs/study/ (quick: the CI-sized one; default). "
+        "Example: lossbench study study=quick",
     )
     add_study_arguments(sty)
     return parser
