@@ -50,9 +50,10 @@ class Board:
 
 
 def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials: pd.DataFrame) -> Board:
-    """Aggregate completed final runs (`method`, `dataset`, `seed`, the report column, `duration_s`).
+    """Aggregate completed final runs (`method`, `dataset`, `seed`, `status`, the report column, `train_time_s`).
 
-    `trials` (with `duration_s`) adds the tuning cost to each method's total time.
+    `trials` (with `train_time_s`) adds the tuning cost to each method's total training time. Final runs
+    that are not completed (running in another process, failed) are left out and counted in a note.
     """
     column = study.report_column
     higher = HIGHER_IS_BETTER.get(column.rsplit("/", 1)[-1], True)
@@ -60,6 +61,10 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
     if done.empty:
         raise ValueError("no completed final runs yet: run the study (lossbench study study=NAME)")
     notes = []
+    missing = int((finals["status"] != "completed").sum())
+    if missing:
+        notes.append(f"{missing} final run(s) are not completed (running elsewhere, failed or diverged): "
+                     "rerun the study for the full board.")  # fmt: skip
     order = [m.name for m in study.methods]
     per_dataset = summarize(done, column, rows=("method",), cols=("dataset",))
     scores = per_dataset.pivot_table(index="dataset", columns="method", values="mean")
@@ -74,26 +79,25 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
     complete = scores.dropna(axis=0, how="any")
     ranks = average_ranks(complete if len(complete) else scores, higher)
     rows = []
-    cost = pd.concat([finals[["method", "duration_s"]], trials[["method", "duration_s"]]], ignore_index=True)
+    # cost = training time (`train_time_s`: the loop and its evaluations, not data loading), trials + seeds
+    cost = pd.concat(
+        [f[["method", "train_time_s"]] for f in (finals, trials) if "train_time_s" in f], ignore_index=True
+    )
     for method in ranks.index:
-        if method == study.baseline:  # nothing to compare with itself: its win/tie/loss cells stay empty
-            spent = cost[cost["method"] == method]["duration_s"].dropna()
-            rows.append({"method": method, "average_rank": float(ranks[method]), "mean": float(scores[method].mean()),
-                         "datasets": int(scores[method].notna().sum()), "s_per_run": float(spent.mean()),
-                         "total_s": float(spent.sum())})  # fmt: skip
-            continue
-        vs = paired[paired["method"] == method]
-        sign = np.sign(vs["diff"]) * (1 if higher else -1)
-        spent = cost[cost["method"] == method]["duration_s"].dropna()
-        rows.append({
-            "method": method, "average_rank": float(ranks[method]),
-            "mean": float(scores[method].mean()), "datasets": int(scores[method].notna().sum()),
-            "wins": int((sign > 0).sum()), "ties": int((sign == 0).sum()), "losses": int((sign < 0).sum()),
-            "sig_wins": int((vs["better"] == "yes").sum()), "sig_losses": int((vs["better"] == "no").sum()),
-            "s_per_run": float(spent.mean()) if len(spent) else np.nan, "total_s": float(spent.sum()),
-        })  # fmt: skip
+        spent = (
+            cost[cost["method"] == method]["train_time_s"].dropna() if len(cost) else pd.Series(dtype=float)
+        )
+        row = {"method": method, "average_rank": float(ranks[method]), "mean": float(scores[method].mean()),
+               "datasets": int(scores[method].notna().sum()),
+               "train_s_per_run": float(spent.mean()) if len(spent) else np.nan, "train_s_total": float(spent.sum())}  # fmt: skip
+        if method != study.baseline:  # the baseline's win/tie/loss cells stay empty
+            vs = paired[paired["method"] == method]
+            sign = np.sign(vs["diff"]) * (1 if higher else -1)
+            row.update({"wins": int((sign > 0).sum()), "ties": int((sign == 0).sum()), "losses": int((sign < 0).sum()),
+                        "sig_wins": int((vs["better"] == "yes").sum()), "sig_losses": int((vs["better"] == "no").sum())})  # fmt: skip
+        rows.append(row)
     columns = ["method", "average_rank", "mean", "datasets", "wins", "ties", "losses", "sig_wins", "sig_losses",
-               "s_per_run", "total_s"]  # fmt: skip
+               "train_s_per_run", "train_s_total"]  # fmt: skip
     table = pd.DataFrame(rows, columns=columns).astype({c: "Int64" for c in columns[4:9]})
     board = Board(per_dataset, scores, table, paired, chosen, friedman, notes=notes)
     board.summary = summarize_board(study, board)
@@ -163,7 +167,7 @@ def render_board(study: Study, board: Board, out_dir: Path, source: str) -> dict
                 fmt,
                 f"Average rank of {column} across datasets (1 = best), mean "
                 f"score, win/tie/loss against {study.baseline} (sig_: paired t-test over seeds, "
-                f"Holm p < 0.05), seconds per run and in all (trials + seeds). {cap}",
+                f"Holm p < 0.05), training seconds per run and in all (trials + seeds). {cap}",
             ),  # fmt: skip
             "Per-dataset results": per_dataset,
             "Paired tests against the baseline": render_frame(
