@@ -12,7 +12,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lossbench.study.plan import Planner
+    from lossbench.study.spec import Study
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +72,7 @@ def main(ns: argparse.Namespace, url: str) -> None:
         _fail(f"{outcome['failed']} run(s) failed; errors: lossbench status --store {url}", code=1)
 
 
-def _validate(planner: Any) -> None:
+def _validate(planner: Planner) -> None:
     """Compose and instantiate each method (on the first dataset) and each dataset (with the first method).
 
     An unknown search key, an invalid component or missing data files fail here, before any training.
@@ -83,16 +87,15 @@ def _validate(planner: Any) -> None:
 class Runner:
     """Runs the cells of a study's phases into the store and reads their results back."""
 
-    def __init__(self, study: Any, url: str) -> None:
+    def __init__(self, study: Study, url: str) -> None:
         from lossbench import run
         from lossbench.study.plan import Planner
 
         self.study, self.url = study, url
         self.planner = Planner(study, url)
         _validate(self.planner)
-        self.store = run.get_store(
-            self.planner.base(study.methods[0], study.datasets[0])[0]
-        )  # the cells' own
+        first = self.planner.base(study.methods[0], study.datasets[0])[0]
+        self.store = run.get_store(first)  # the store object the cells write through (an in-memory one too)
 
     def phase(self, cells: list[Any], desc: str) -> Any:
         """Run the cells not yet completed; one row per cell with its status and metrics."""
@@ -129,7 +132,7 @@ class Runner:
         return self.phase(list(self.planner.finals(picks)), "chosen configurations x seeds")
 
 
-def run_study(study: Any, url: str, out: Path) -> dict[str, int]:
+def run_study(study: Study, url: str, out: Path) -> dict[str, int]:
     """Both phases, then the board; returns counts of failed and pending cells."""
     from lossbench.study.board import build_board, render_board
 
@@ -153,7 +156,7 @@ def run_study(study: Any, url: str, out: Path) -> dict[str, int]:
     return {"failed": failed, "pending": pending}
 
 
-def per_run_seconds(study: Any, planner: Any, url: str) -> tuple[dict[str, float], dict[str, str]]:
+def per_run_seconds(study: Study, planner: Planner, url: str) -> tuple[dict[str, float], dict[str, str]]:
     """Estimated seconds per run for each dataset, and where each estimate comes from.
 
     Source 1: the median `duration_s` of completed runs in the store with the same dataset, model and
@@ -208,7 +211,7 @@ def _store_exists(url: str) -> bool:
     return True
 
 
-def dry_run(study: Any, url: str) -> None:
+def dry_run(study: Study, url: str) -> None:
     """Print the number of runs and the estimated time."""
     from lossbench.study.plan import Planner
 
