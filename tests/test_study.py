@@ -176,6 +176,8 @@ def test_board_counts_wins_and_significance(tmp_path):
     )
     finals = _finals(np.random.default_rng(0), {"ce": 0.0, "focal": 0.05, "mae": -0.2})
     finals["selected/test/balanced_acc"] += np.random.default_rng(1).normal(0, 0.001, len(finals))
+    extra = finals.iloc[[0]].assign(method="mae", seed=9, status="diverged")  # left out of the means, counted
+    finals = pd.concat([finals, extra], ignore_index=True)
     chosen = pd.DataFrame([{"method": m, "dataset": f"d{d}", "trial": 0, "params": {}, "score": 0.5, "trials": 3}
                            for m in ("ce", "focal", "mae") for d in range(5)])  # fmt: skip
     board = build_board(study, finals, chosen, finals.iloc[:0])
@@ -183,6 +185,8 @@ def test_board_counts_wins_and_significance(tmp_path):
     assert list(board.ranks["method"]) == ["focal", "ce", "mae"]
     assert ranks.loc["focal", "wins"] == 5 and ranks.loc["focal", "sig_wins"] == 5
     assert ranks.loc["mae", "losses"] == 5 and ranks.loc["mae", "sig_losses"] == 5
+    assert ranks.loc["mae", "not_completed"] == 1 and ranks.loc["focal", "not_completed"] == 0
+    assert any("1 final run(s) are not completed" in n for n in board.notes)
     assert pd.isna(ranks.loc["ce", "wins"])  # the baseline is not compared with itself
     assert "focal beats ce on 5 of 5 datasets (significant on 5)" in " ".join(board.summary)
     assert board.friedman is not None and math.isclose(board.friedman.ranks["focal"], 1.0)

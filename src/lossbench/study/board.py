@@ -89,6 +89,7 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
         )
         row = {"method": method, "average_rank": float(ranks[method]), "mean": float(scores[method].mean()),
                "datasets": int(scores[method].notna().sum()),
+               "not_completed": int(((finals["method"] == method) & (finals["status"] != "completed")).sum()),
                "train_s_per_run": float(spent.mean()) if len(spent) else np.nan, "train_s_total": float(spent.sum())}  # fmt: skip
         if method != study.baseline:  # the baseline's win/tie/loss cells stay empty
             vs = paired[paired["method"] == method]
@@ -97,8 +98,8 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
                         "sig_wins": int((vs["better"] == "yes").sum()), "sig_losses": int((vs["better"] == "no").sum())})  # fmt: skip
         rows.append(row)
     columns = ["method", "average_rank", "mean", "datasets", "wins", "ties", "losses", "sig_wins", "sig_losses",
-               "train_s_per_run", "train_s_total"]  # fmt: skip
-    table = pd.DataFrame(rows, columns=columns).astype({c: "Int64" for c in columns[4:9]})
+               "not_completed", "train_s_per_run", "train_s_total"]  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns).astype({c: "Int64" for c in columns[4:10]})
     board = Board(per_dataset, scores, table, paired, chosen, friedman, notes=notes)
     board.summary = summarize_board(study, board)
     return board
@@ -167,7 +168,9 @@ def render_board(study: Study, board: Board, out_dir: Path, source: str) -> dict
                 fmt,
                 f"Average rank of {column} across datasets (1 = best), mean "
                 f"score, win/tie/loss against {study.baseline} (sig_: paired t-test over seeds, "
-                f"Holm p < 0.05), training seconds per run and in all (trials + seeds). {cap}",
+                f"Holm p < 0.05), final runs not completed (diverged, failed or still running: left out of the "
+                f"means, so a method that diverges is flagged here), training seconds per run and in "
+                f"all (trials + seeds). {cap}",
             ),  # fmt: skip
             "Per-dataset results": per_dataset,
             "Paired tests against the baseline": render_frame(
