@@ -125,8 +125,8 @@ class Planner:
         from lossbench.run import build_components
 
         try:
-            with self._applied(cell) as (cfg, _):
-                build_components(cfg)
+            with self._applied(cell) as (cfg, choices):
+                build_components(cfg, choices)
         except Exception as exc:
             cause = exc.__cause__ or exc
             raise ValueError(
