@@ -92,6 +92,18 @@ CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """An in-process `lossbench run` lets Hydra set up logging onto this test's captured streams; undo it."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers if isinstance(lg, logging.Logger)]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+
+
 def _record(run_id: str, dataset: str, ratio: float | None, seed: int) -> RunRecord:
     labels = {"experiment": None, "dataset": dataset, "model": "mlp", "loss": "ce", "weighting": "none",
               "sampler": "instance", "stage2": "none", "trainer": "smoke"}  # fmt: skip

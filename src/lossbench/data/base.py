@@ -41,7 +41,7 @@ class Dataset(ABC):
     execution_params: tuple[str, ...] = ()
 
     def shapes(self) -> tuple[tuple[int, ...], int] | None:
-        """(input_shape, num_classes) when known without reading the data, else None (then it is loaded).
+        """(input_shape, output width) when known without reading the data, else None (then it is loaded).
 
         Preflight builds the model on these shapes; large datasets answer here so a grid's preflight
         never holds their arrays.
