@@ -68,8 +68,24 @@ def main(ns: argparse.Namespace, url: str) -> None:
         from lossbench.cli import _one_line
 
         _fail(f"study {study_name(ns.spec)!r}: {_one_line(exc)}")
+    except KeyboardInterrupt:
+        _stop("interrupted", "interrupted (Ctrl-C); rerun the same command to resume", 130)
+    except BaseException as exc:
+        from lossbench import run
+
+        if not isinstance(exc, run.Stop):
+            raise
+        _stop(exc.status, exc.message, exc.code)
     if outcome["failed"]:
         _fail(f"{outcome['failed']} run(s) failed; errors: lossbench status --store {url}", code=1)
+
+
+def _stop(status: str, message: str, code: int) -> None:
+    """Mark the runs this process holds as `status` (as `lossbench run` does) and exit in one line."""
+    from lossbench import run
+
+    run.release_all(status, message)
+    _fail(message, code)
 
 
 def _validate(planner: Planner) -> None:
@@ -95,7 +111,8 @@ class Runner:
         self.planner = Planner(study, url)
         _validate(self.planner)
         first = self.planner.base(study.methods[0], study.datasets[0])[0]
-        self.store = run.get_store(first)  # the store object the cells write through (an in-memory one too)
+        # the store object the cells write through (an in-memory one too)
+        self.store = run.get_store(str(first.store.url), first.store)
 
     def phase(self, cells: list[Any], desc: str) -> Any:
         """Run the cells not yet completed; one row per cell with its status and metrics."""
