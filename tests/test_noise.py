@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import yaml
 from hydra.utils import instantiate
 
-from lossbench.config import compose
+from lossbench.config import CONFIG_DIR, compose
 from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP, LabelNoise, noisify, transition_matrix
 from tests.conftest import options_for
 
@@ -78,7 +79,15 @@ def test_clean_val_keeps_validation_labels():
 @pytest.mark.parametrize("name", options_for("dataset"))  # label noise: classification datasets
 def test_every_dataset_has_the_noise_key(name):
     cfg = compose([f"dataset={name}"]).dataset
-    assert cfg.noise.kind == "none" and cfg.noise.rate == 0.0
+    raw = yaml.safe_load((CONFIG_DIR / "dataset" / f"{name}.yaml").read_text())
+    bases = [d for d in raw.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    if not bases:  # a dataset of its own: clean by default
+        assert cfg.noise.kind == "none" and cfg.noise.rate == 0.0
+        return
+    # a label-noise variant (digits_sym40, ...): its clean base with only the noise changed
+    base = compose([f"dataset={bases[0]}"]).dataset
+    assert base.noise.kind == "none" and cfg.noise.kind != "none" and cfg.noise.rate > 0
+    assert {k: v for k, v in cfg.items() if k != "noise"} == {k: v for k, v in base.items() if k != "noise"}
 
 
 def test_asymmetric_needs_a_published_map():

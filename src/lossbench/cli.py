@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from lossbench.report.command import add_arguments as add_report_arguments
+from lossbench.study.command import add_arguments as add_study_arguments
 
 # Hydra flags after which the arguments are not overrides to check (they print and exit).
 _NO_PREFLIGHT = {
@@ -299,6 +300,13 @@ def cmd_status(ns: argparse.Namespace) -> None:
               f"(was {r['owner_host']} pid {r['owner_pid']}, last heartbeat {r['heartbeat_at']})")  # fmt: skip
 
 
+def cmd_study(ns: argparse.Namespace) -> None:
+    """Tune, run and rank a declared study (`lossbench.study.command`)."""
+    from lossbench.study.command import main as study_main
+
+    study_main(ns, ns.store or default_store_url())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of everything but `run` (whose arguments belong to Hydra)."""
     parser = argparse.ArgumentParser(
@@ -306,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark loss functions x weighting recipes x datasets; results go to one store.",
         epilog="`lossbench run --help` shows the run config. Example: lossbench run -m loss=ce,focal seed=0,1,2",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,status}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,status,study}")
     sub.add_parser("run", help="train and evaluate cells (Hydra overrides; -m for a grid)", add_help=False)
     rep = sub.add_parser(
         "report",
@@ -328,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--store", help="SQLAlchemy URL (default: the configured store)")
     st.add_argument("--format", default="text", choices=["text", "json"])
+    sty = sub.add_parser(
+        "study",
+        help="a declared study (configs/study/): equal random search per method, selection on validation, "
+        "seeds on test, leaderboard",
+        description="Run configs/study/NAME.yaml into the store (resumable: rerun to continue), then write its "
+        "leaderboard (ranks, Friedman + CD diagram, win/tie/loss vs the baseline, per-dataset tables).",
+        epilog="Studies are the files of configs/study/ (quick: the CI-sized one; default). "
+        "Example: lossbench study study=quick",
+    )
+    add_study_arguments(sty)
     return parser
 
 
@@ -339,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             cmd_run(argv[1:])
             return
         ns = build_parser().parse_args(argv)
-        {"report": cmd_report, "list": cmd_list, "status": cmd_status}[ns.command](ns)
+        {"report": cmd_report, "list": cmd_list, "status": cmd_status, "study": cmd_study}[ns.command](ns)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except KeyboardInterrupt:  # before or after a grid (a grid's own Ctrl-C is handled in cmd_run)

@@ -13,6 +13,7 @@ import torchvision
 
 from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.images import missing_message, normalizer
+from lossbench.data.longtail import select_per_class
 from lossbench.data.noise import MNIST_MAP
 from lossbench.data.spec import DataSpec
 
@@ -45,8 +46,10 @@ class MNISTLike(Dataset):
         data_seed: Seed of the long-tail draw, the validation split and the label noise.
         noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
         system_dir: Folder with the original `*-ubyte.gz` files to unpack from (empty string: none).
-        n_max: Training images of the head class (None: every image left after validation); a
-            smaller value subsamples the training split (CPU-scale runs), the test set stays whole.
+        n_max: Training images of the head class (None: the smallest per-class count left after
+            validation); a smaller value subsamples the training split (CPU-scale runs).
+        test_per_class: None: the whole official test set; a number: a balanced subset of it
+            (drawn with `data_seed`).
     """
 
     name = "mnist"
@@ -66,11 +69,15 @@ class MNISTLike(Dataset):
         noise: Mapping[str, Any] | None = None,
         system_dir: str = "",
         n_max: int | None = None,
+        test_per_class: int | None = None,
     ) -> None:
         if n_max is not None and n_max < 1:
             raise ValueError(f"n_max must be >= 1 (or null for every image), got {n_max}")
         self.root, self.download, self.system_dir, self.n_max = Path(root), download, system_dir, n_max
         self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise)
+        if test_per_class is not None and test_per_class < 1:
+            raise ValueError(f"test_per_class must be >= 1 (or null), got {test_per_class}")
+        self.test_subset = test_per_class
         if not download and not self._system_files_present():  # missing data fails before training
             self._ensure_files()
 
@@ -125,6 +132,12 @@ class MNISTLike(Dataset):
         """Read the IDX files and cut the splits."""
         self._ensure_files()
         x, y = self._read(train=True)
+        test_x, test_y = self._read(train=False)
+        if self.test_subset is not None:  # its own stream: the train/val draws stay those of the full set
+            keep = select_per_class(
+                test_y, [self.test_subset] * 10, np.random.default_rng([self.data_seed, 2])
+            )
+            test_x, test_y = test_x[keep], test_y[keep]
         return longtail_spec(
             self.name,
             x,
@@ -134,8 +147,8 @@ class MNISTLike(Dataset):
             profile=self.profile,
             val_per_class=self.val_per_class,
             data_seed=self.data_seed,
+            test=(test_x, test_y),
             n_max=self.n_max,
-            test=self._read(train=False),
             transform=normalizer(self.mean, self.std),
         )
 

@@ -170,6 +170,8 @@ class UCITable(Dataset):
         noise: Label noise `{kind, rate, clean_val}` (see `lossbench.data.noise.LabelNoise`).
     """
 
+    formats: Mapping[str, TableFormat] = UCI  # the tables this class can read (data/keel.py adds more)
+
     def __init__(
         self,
         name: str,
@@ -181,8 +183,8 @@ class UCITable(Dataset):
         data_seed: int = 0,
         noise: Mapping[str, Any] | None = None,
     ) -> None:
-        if name not in UCI:
-            raise ValueError(f"unknown UCI table {name!r}; valid: {', '.join(UCI)}")
+        if name not in self.formats:
+            raise ValueError(f"unknown table {name!r}; valid: {', '.join(self.formats)}")
         validate_longtail(1.0 if imbalance_ratio is None else imbalance_ratio, profile)
         if (
             not 0.0 <= val_fraction < 1.0
@@ -207,7 +209,7 @@ class UCITable(Dataset):
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """All rows: features (N, D) float32 and raw string labels (N,)."""
-        fmt = UCI[self.name]
+        fmt = self.formats[self.name]
         return read_table([data_root() / fmt.folder / f for f in fmt.files], fmt)
 
     def build(self) -> DataSpec:

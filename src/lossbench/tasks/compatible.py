@@ -29,8 +29,17 @@ def kind_of_dataset(dataset: object) -> str:
 
 
 def target_of(config_dir: Path, group: str, name: str) -> type:
-    """The class named by `configs/<group>/<name>.yaml`'s `_target_`."""
-    return get_class(str(OmegaConf.load(config_dir / group / f"{name}.yaml")["_target_"]))
+    """The class named by `configs/<group>/<name>.yaml`'s `_target_`.
+
+    A variant without a `_target_` of its own (`defaults: [digits, _self_]`, e.g. `digits_sym40`) has its
+    base option's class.
+    """
+    node = OmegaConf.load(config_dir / group / f"{name}.yaml")
+    if "_target_" not in node:
+        bases = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+        if bases:
+            return target_of(config_dir, group, bases[0])
+    return get_class(str(node["_target_"]))
 
 
 def options_for(config_dir: Path, group: str, kind: str) -> list[str]:

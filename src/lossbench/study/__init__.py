@@ -1,0 +1,1 @@
+"""Studies: equal-budget random search per method, selection on validation, a cross-dataset leaderboard."""
