@@ -9,3 +9,9 @@ HIGHER_IS_BETTER = {
     "many_acc": True, "medium_acc": True, "few_acc": True, "nll": False, "ece": False,
     "train_time_s": False, "peak_mem_mb": False, "duration_s": False,
 }  # fmt: skip
+
+# multi-label metrics (metrics/multilabel.py) and multi-task summaries (report/multitask.py)
+HIGHER_IS_BETTER.update({
+    "map": True, "micro_f1": True, "cp": True, "cr": True, "cf1": True, "op": True, "or": True, "of1": True,
+    "mean_acc": True, "delta_p": True, "mae": False,
+})  # fmt: skip
