@@ -19,7 +19,9 @@ from lossbench.stage2.posthoc_la import PosthocLogitAdjustment
 from lossbench.stage2.tau_norm import TAU_GRID, TauNormalization, tau_normalized
 from lossbench.stage2.weight_balancing import WeightBalancing, maxnorm_radius, project_maxnorm
 from lossbench.store.db import Store, runs
+from lossbench.tasks.base import prepare
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, fit
 from lossbench.weighting.none import NoWeighting
 from tests.conftest import SMALL, small_cfg
@@ -36,12 +38,14 @@ def trained():
     trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
-    sampler = InstanceSampler()
-    sampler.fit(data.train.y, data.num_classes)
-    weighting = NoWeighting()
-    weighting.fit(list(data.class_counts))
-    stage1 = fit(model, CrossEntropyLoss(), weighting, sampler, data, trainer, seed=0)
+    loss, sampler, weighting = CrossEntropyLoss(), InstanceSampler(), NoWeighting()
+    prepare(data.task, data.train.y, loss, weighting, sampler)
+    stage1 = fit(model, loss, weighting, sampler, data, trainer, seed=0)
     return model, data, trainer, stage1
+
+
+def ev(data, trainer):
+    return Evaluator.of(data, trainer, torch.device("cpu"))
 
 
 def fresh(trained):
@@ -79,7 +83,9 @@ def test_one_tiny_run_per_stage2_writes_the_final_metrics(name, tmp_path):
 
 def test_final_metrics_are_those_of_the_adjusted_model(trained):
     model, data, trainer, stage1 = fresh(trained)
-    result = PosthocLogitAdjustment(tau=1.0).run(model, data, trainer, 0, stage1=stage1)
+    result = PosthocLogitAdjustment(tau=1.0).run(
+        model, data, trainer, 0, stage1=stage1, evaluator=ev(data, trainer)
+    )
     logits = logits_of(model, data.test.x)
     acc = (logits.argmax(1) == data.test.y).double().mean().item()
     assert result.metrics["last/test/acc"] == pytest.approx(acc)
@@ -90,7 +96,7 @@ def test_final_metrics_are_those_of_the_adjusted_model(trained):
 def test_posthoc_la_with_tau_zero_changes_nothing(trained):
     model, data, trainer, stage1 = fresh(trained)
     before = logits_of(model, data.test.x)
-    PosthocLogitAdjustment(tau=0.0).apply(model, data, trainer, 0)
+    PosthocLogitAdjustment(tau=0.0).apply(model, data, trainer, 0, ev(data, trainer))
     torch.testing.assert_close(logits_of(model, data.test.x), before)
 
 
@@ -99,7 +105,7 @@ def test_posthoc_la_subtracts_tau_log_prior_on_the_loss_scale(trained):
     before = logits_of(model, data.test.x)
     counts = torch.tensor(data.class_counts, dtype=torch.float64)  # (40, 22, 12, 7, 4)
     log_prior = (counts / counts.sum()).log().float()
-    PosthocLogitAdjustment(tau=1.5, logit_scale=30.0).apply(model, data, trainer, 0)
+    PosthocLogitAdjustment(tau=1.5, logit_scale=30.0).apply(model, data, trainer, 0, ev(data, trainer))
     torch.testing.assert_close(logits_of(model, data.test.x), before - 1.5 * log_prior / 30.0)
     assert math.isclose(log_prior[0].item(), math.log(40 / 85), rel_tol=1e-6)
 
@@ -120,7 +126,7 @@ def test_tau_norm_replaces_the_head_bias_free(trained):
     model, data, trainer, stage1 = fresh(trained)
     weight = model.head.weight.detach().clone()
     feats = model.features(data.test.x[:5]).detach()
-    TauNormalization(tau=1.0).apply(model, data, trainer, 0)
+    TauNormalization(tau=1.0).apply(model, data, trainer, 0, ev(data, trainer))
     assert model.head.bias is None
     expected = feats @ (weight / weight.norm(dim=1, keepdim=True)).T
     torch.testing.assert_close(logits_of(model, data.test.x[:5]), expected)
@@ -128,20 +134,23 @@ def test_tau_norm_replaces_the_head_bias_free(trained):
 
 def test_tau_norm_auto_selects_on_validation(trained):
     model, data, trainer, stage1 = fresh(trained)
-    result = TauNormalization(tau="auto").apply(model, data, trainer, 0)
+    result = TauNormalization(tau="auto").apply(model, data, trainer, 0, ev(data, trainer))
     tau = result.metrics["stage2/tau"]
     assert tau in TAU_GRID
     chosen = result.metrics["last/val/acc"]
     for t in (0.0, 0.5, 1.0, 2.0):  # a few grid points: none beats the selected tau on validation
         m = copy.deepcopy(trained[0])
-        assert TauNormalization(tau=t).apply(m, data, trainer, 0).metrics["last/val/acc"] <= chosen
+        assert (
+            TauNormalization(tau=t).apply(m, data, trainer, 0, ev(data, trainer)).metrics["last/val/acc"]
+            <= chosen
+        )
 
 
 def test_crt_freezes_features_and_retrains_a_fresh_head(trained):
     model, data, trainer, stage1 = fresh(trained)
     body = {k: v.clone() for k, v in model.body.state_dict().items()}
     head = model.head.weight.detach().clone()
-    result = ClassifierRetraining(epochs=2, lr=0.05).apply(model, data, trainer, seed=0)
+    result = ClassifierRetraining(epochs=2, lr=0.05).apply(model, data, trainer, 0, ev(data, trainer))
     for k, v in model.body.state_dict().items():
         torch.testing.assert_close(v, body[k], rtol=0, atol=0)
     assert isinstance(model.head, nn.Linear) and not torch.allclose(model.head.weight, head)
@@ -152,7 +161,7 @@ def test_crt_freezes_features_and_retrains_a_fresh_head(trained):
 def test_crt_replaces_a_cosine_head_by_a_linear_one(trained):
     model, data, trainer, stage1 = fresh(trained)
     model.head = NormedLinear(model.head.in_features, data.num_classes)
-    ClassifierRetraining(epochs=1).apply(model, data, trainer, seed=0)
+    ClassifierRetraining(epochs=1).apply(model, data, trainer, 0, ev(data, trainer))
     assert type(model.head) is nn.Linear
 
 
@@ -169,7 +178,7 @@ def test_weight_balancing_projects_and_keeps_features(trained):
     body = {k: v.clone() for k, v in model.body.state_dict().items()}
     radius = maxnorm_radius(model.head.weight, 0.1)
     head = model.head
-    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, seed=0)
+    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, 0, ev(data, trainer))
     assert model.head is head  # fine-tuned, not re-initialised
     assert (model.head.weight.norm(dim=1) <= radius * (1 + 1e-5)).all()
     for k, v in model.body.state_dict().items():
@@ -229,7 +238,9 @@ def test_no_orphan_stage2():
 def test_divergence_in_stage2_is_reported_with_both_histories(trained):
     model, data, trainer, stage1 = fresh(trained)
     with pytest.raises(Diverged) as exc:
-        ClassifierRetraining(epochs=2, lr=1e30).run(model, data, trainer, 0, stage1=stage1)
+        ClassifierRetraining(epochs=2, lr=1e30).run(
+            model, data, trainer, 0, stage1=stage1, evaluator=ev(data, trainer)
+        )
     epochs = [h["epoch"] for h in exc.value.history]
     assert epochs[: len(stage1.history)] == [h["epoch"] for h in stage1.history]
     assert epochs[len(stage1.history)] == trainer.epochs and exc.value.history[-1]["stage"] == 2

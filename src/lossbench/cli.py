@@ -99,6 +99,9 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
                 TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 _fail(f"invalid trainer: {exc}")
+            from lossbench.run import check_task_kinds
+
+            check_task_kinds(cfg)  # a recipe that does not support the dataset's task kind: ValueError
     except MissingConfigException as exc:
         missing = (exc.missing_cfg_file or "").split("/")
         if len(missing) == 2 and exc.options is not None:
@@ -165,7 +168,19 @@ def cmd_list(ns: argparse.Namespace) -> None:
         names = options(group)
         width = max((len(n) for n in names), default=0)
         for name in names:
-            print(f"  {name:<{width}}  {describe(group, name)}")
+            print(f"  {name:<{width}}  {_kinds(group, name)}{describe(group, name)}")
+
+
+def _kinds(group: str, name: str) -> str:
+    """`[classification, regression] ` for options that declare task kinds (datasets: their one kind)."""
+    from lossbench.config import CONFIG_DIR
+    from lossbench.tasks.compatible import RECIPE_GROUPS, kind_of_dataset, kinds_of, target_of
+
+    if group == "dataset":
+        return f"[{kind_of_dataset(target_of(CONFIG_DIR, group, name))}] "
+    if group in RECIPE_GROUPS:
+        return f"[{', '.join(kinds_of(target_of(CONFIG_DIR, group, name)))}] "
+    return ""
 
 
 def cmd_status(ns: argparse.Namespace) -> None:

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from lossbench.tasks.base import CLASSIFICATION, Task
+
 
 class Loss(nn.Module, metaclass=ABCMeta):
-    """Maps logits (N, C) and integer targets (N,) to per-example losses (N,). Never reduces.
+    """Maps model outputs (N, W) and targets (N,) to per-example losses (N,). Never reduces.
+
+    `W` is the task's `output_width` and the targets have its `target_dtype`: logits (N, C) and
+    int64 labels for classification, predictions (N, 1) and float targets for regression. The task
+    kinds a loss accepts are its `task_kinds` (classification unless a loss says otherwise).
 
     Reduction and any per-class or per-example weighting belong to a `Weighting`, so every loss
     composes with every recipe. Losses that depend on the training label distribution (LDAM,
-    balanced softmax, ...) read it in `fit(class_counts)`, which is called once before training.
+    balanced softmax, Balanced MSE, ...) read it in `fit(task, targets)`, called once before
+    training with the task (`task.group_counts`: training examples per class or label bin) and the
+    training targets (N,). `on_epoch_end(epoch, model)` is called after each epoch's last step.
 
     `logit_scale` is the factor the loss applies to the model's outputs before its softmax (LDAM's
     `s` on cosine logits); evaluation multiplies the logits by it, so NLL and ECE measure the
@@ -22,9 +31,13 @@ class Loss(nn.Module, metaclass=ABCMeta):
     """
 
     logit_scale: float = 1.0
+    task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
 
-    def fit(self, class_counts: Sequence[int]) -> None:
-        """See the training-set class counts (length C). Default: nothing to do."""
+    def fit(self, task: Task, targets: Tensor) -> None:
+        """See the training statistics: the task and the training targets (N,). Default: nothing."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called after the last step of 0-based `epoch`, before evaluation. Default: nothing."""
 
     @abstractmethod
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
