@@ -20,7 +20,7 @@ from lossbench.train.config import TrainerConfig
 
 CONFIG_DIR = Path(os.environ.get("LOSSBENCH_CONFIG_DIR") or Path(__file__).resolve().parents[2] / "configs")
 # The groups a user combines (`lossbench list` shows these).
-GROUPS = ("dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer", "store", "logger", "experiment", "sweep")  # fmt: skip
+GROUPS = ("dataset", "model", "loss", "weighting", "task_weighting", "sampler", "stage2", "trainer", "store", "logger", "experiment", "sweep")  # fmt: skip
 
 
 def register_configs() -> None:

@@ -18,17 +18,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossbench.config import CONFIG_DIR
+from lossbench.config import CONFIG_DIR, options
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
+from lossbench.models.multitask import MultiTaskModel
 from lossbench.store.db import ClaimLost, Store
 from lossbench.store.record import RunRecord
-from lossbench.tasks.base import prepare
-from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset
+from lossbench.tasks.base import MULTITASK, prepare
+from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset, kinds_of, target_of
+from lossbench.tasks.multitask import MultiTask
 from lossbench.train.checkpoint import remove_checkpoints
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, fit, resolve_device, seed_everything
+from lossbench.train.multitask import MultiTaskObjective
 
 log = logging.getLogger("lossbench")
 
@@ -56,6 +59,7 @@ class Components:
     sampler: Any
     stage2: Any
     trainer: TrainerConfig
+    task_weighting: Any = None  # multi-task datasets only
 
 
 def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> None:
@@ -68,9 +72,41 @@ def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> 
     def name(group: str) -> str:
         return str(choices.get(group) or _option_of(group, str(cfg[group]._target_)))
 
-    kind = kind_of_dataset(get_class(str(cfg.dataset._target_)))
+    dataset_class = get_class(str(cfg.dataset._target_))
+    kind = kind_of_dataset(dataset_class)
     chosen = {group: (name(group), get_class(str(cfg[group]._target_))) for group in RECIPE_GROUPS}
+    if (
+        kind == MULTITASK
+    ):  # loss and weighting serve the sub-tasks of their kinds (others: ce/mse, plain mean)
+        check_multitask(name("dataset"), dataset_class, chosen)
+        chosen = {g: chosen[g] for g in ("sampler", "stage2")}
     check_compatible(CONFIG_DIR, name("dataset"), kind, chosen)
+    multitask_model = issubclass(get_class(str(cfg.model._target_)), MultiTaskModel)
+    if multitask_model != (kind == MULTITASK):
+        valid = [n for n in options("model") if _is_multitask_model(n) == (kind == MULTITASK)]
+        raise ValueError(f"model {name('model')!r} does not fit the {kind} dataset {name('dataset')!r}; "
+                         f"{kind} models: {', '.join(valid)}")  # fmt: skip
+    if (kind == MULTITASK) != (cfg.get("task_weighting") is not None):
+        raise ValueError(
+            f"dataset {name('dataset')!r} is multi-task: choose task_weighting=<{'|'.join(options('task_weighting'))}>"
+            if kind == MULTITASK
+            else f"task_weighting applies to multi-task datasets only; drop it for {kind} dataset {name('dataset')!r}"
+        )
+
+
+def check_multitask(dataset: str, dataset_class: type, chosen: dict[str, tuple[str, object]]) -> None:
+    """Raise `ValueError` if the loss or the weighting serves none of a multi-task dataset's sub-task kinds."""
+    sub = tuple(getattr(dataset_class, "subtask_kinds", ()))
+    for group in ("loss", "weighting"):
+        option, component = chosen[group]
+        if not set(kinds_of(component)) & set(sub):
+            valid = [n for n in options(group) if set(kinds_of(target_of(CONFIG_DIR, group, n))) & set(sub)]
+            raise ValueError(f"{group} {option!r} serves none of the sub-task kinds of {dataset!r} "
+                             f"({', '.join(sub)}); {group} options that do: {', '.join(valid)}")  # fmt: skip
+
+
+def _is_multitask_model(name: str) -> bool:
+    return issubclass(target_of(CONFIG_DIR, "model", name), MultiTaskModel)
 
 
 def _option_of(group: str, target: str) -> str:
@@ -93,6 +129,9 @@ def build_components(cfg: DictConfig, choices: dict[str, Any] | None = None) -> 
         sampler=instantiate(cfg.sampler, _convert_="all"),
         stage2=instantiate(cfg.stage2, _convert_="all"),
         trainer=TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),  # type: ignore[arg-type]
+        task_weighting=instantiate(cfg.task_weighting, _convert_="all")
+        if cfg.get("task_weighting")
+        else None,
     )
 
 
@@ -147,15 +186,27 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         data = load_data(cfg, components.dataset)
         meta = dict(data.meta)
         seed_everything(int(cfg.seed))
-        model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.task.output_width)
         c = components
-        prepare(data.task, data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
+        widths = {"head_widths": data.task.head_widths} if isinstance(data.task, MultiTask) else {}
+        model = instantiate(
+            cfg.model, input_shape=list(data.input_shape), num_classes=data.task.output_width, **widths
+        )
+        multitask = None
+        if isinstance(
+            data.task, MultiTask
+        ):  # per-sub-task copies of loss and weighting, fitted on their targets
+            prepare(data.task, data.train.y, c.sampler, c.stage2)
+            multitask = MultiTaskObjective(data.task, c.loss, c.weighting, c.task_weighting, data.train.y)
+            meta["subtask_recipes"] = multitask.describe()
+        else:
+            prepare(data.task, data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
         evaluator = Evaluator.of(data, c.trainer, resolve_device(c.trainer.device))
         if sink is not None:
             sink.start(record.run_id, record.config, record.labels)
         result = fit(
             model, components.loss, components.weighting, components.sampler, data, components.trainer,
             seed=int(cfg.seed), on_epoch_end=on_epoch_end, checkpoint_dir=ckpt, evaluator=evaluator,
+            multitask=multitask,
         )  # fmt: skip
         if result.resumed_from is not None:
             env["resumed_from_epoch"] = result.resumed_from

@@ -18,7 +18,17 @@ from typing import Any
 STATUSES = ("running", "completed", "failed", "diverged")
 # Keys of the resolved config that do not change what a run computes, so they stay out of its id.
 NON_IDENTITY_KEYS = ("store", "force", "logger", "paths", "local")
-GROUP_LABELS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer")
+GROUP_LABELS = (
+    "experiment",
+    "dataset",
+    "model",
+    "loss",
+    "weighting",
+    "task_weighting",
+    "sampler",
+    "stage2",
+    "trainer",
+)
 
 
 def run_id_of(config: dict[str, Any]) -> str:

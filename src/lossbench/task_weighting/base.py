@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -65,6 +66,8 @@ class TaskWeighting(nn.Module, metaclass=ABCMeta):
     (a list of (T,) float64 tensors, one per epoch), which epoch-level methods read.
     """
 
+    extra_state_keys: tuple[str, ...] = ("num_tasks",)  # more plain attributes a subclass checkpoints
+
     def __init__(self) -> None:
         super().__init__()
         self.num_tasks = 0
@@ -86,6 +89,15 @@ class TaskWeighting(nn.Module, metaclass=ABCMeta):
             self.history.append(self._sum / self._count)
             self._sum, self._count = torch.zeros_like(self._sum), 0
         self.epoch = int(epoch)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Plain-Python state (epoch, loss history, step counters) saved in checkpoints with the buffers."""
+        return {k: getattr(self, k) for k in ("epoch", "history", "_sum", "_count", *self.extra_state_keys)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore `get_extra_state`'s values."""
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def _record(self, losses: Tensor) -> None:
         if self.num_tasks == 0:

@@ -23,6 +23,8 @@ class DualBalancing(GradientWeighting):
 
     buffer: Tensor
 
+    extra_state_keys = ("num_tasks", "step")
+
     def __init__(self, beta: float = 0.9, beta_sigma: float = 0.5, eps: float = 1e-8) -> None:
         super().__init__()
         if not 0 <= beta < 1:

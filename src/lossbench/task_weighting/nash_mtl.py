@@ -41,6 +41,8 @@ class NashMTL(GradientWeighting):
         update_every: Steps between two solves (1 = every step, the paper's setting).
     """
 
+    extra_state_keys = ("num_tasks", "step", "alpha")
+
     def __init__(self, update_every: int = 1) -> None:
         super().__init__()
         if update_every < 1:

@@ -23,6 +23,7 @@ from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
+from lossbench.train.multitask import MultiTaskObjective
 from lossbench.weighting.base import Weighting
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -84,6 +85,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     evaluator: Evaluator | None = None,
     hooks: Sequence[EpochEndHook] = (),
+    multitask: MultiTaskObjective | None = None,
 ) -> FitResult:
     """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
 
@@ -94,15 +96,19 @@ def fit(
     `Diverged` when the epoch's mean objective is not finite. With `checkpoint_dir`, training
     continues after the checkpoint found there (if any) and, when `cfg.checkpoint_every` > 0,
     saves one every that many epochs (`train/checkpoint.py`): a resumed run ends exactly as an
-    uninterrupted one would (on CPU, same seed).
+    uninterrupted one would (on CPU, same seed). With `multitask` (a multi-task dataset and model),
+    each batch's gradients come from `multitask.backward` (per-sub-task losses, then the task
+    weighting) instead of `weighting(loss(...)).backward()`; everything else is this same loop.
     """
     device = resolve_device(cfg.device)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model.to(device), loss.to(device), weighting.to(device)
+    parts = (model, loss, weighting) if multitask is None else (model, loss, weighting, multitask)
+    for part in parts:
+        part.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    params = [p for m in parts for p in m.parameters() if p.requires_grad]
     opt = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )
@@ -121,8 +127,15 @@ def fit(
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
-        for part, name in ((model, "model"), (loss, "loss"), (weighting, "weighting"), (opt, "opt")):
-            part.load_state_dict(saved[name])
+        for part, name in (
+            (model, "model"),
+            (loss, "loss"),
+            (weighting, "weighting"),
+            (opt, "opt"),
+            (multitask, "multitask"),
+        ):
+            if part is not None:
+                part.load_state_dict(saved[name])
         generator.set_state(saved["generator"])
         set_rng_state(saved["rng"])
         history, last, spent_s = saved["history"], saved["last"], saved["spent_s"]
@@ -138,6 +151,8 @@ def fit(
         for group in opt.param_groups:
             group["lr"] = lr
         weighting.on_epoch_start(epoch)
+        if multitask is not None:
+            multitask.on_epoch_start(epoch)
         model.train()
         order = sampler.epoch_indices(epoch, generator).to(device)
         total = torch.zeros((), device=device)
@@ -148,12 +163,15 @@ def fit(
                 xb = data.augment(xb)
             feats = model.features(xb)
             logits = model.head(feats)
-            objective = weighting(loss(logits, yb), yb, logits, feats)
             opt.zero_grad(set_to_none=True)
-            objective.backward()
+            if multitask is None:
+                objective = weighting(loss(logits, yb), yb, logits, feats)
+                objective.backward()
+            else:  # per-sub-task losses -> the task weighting writes the gradients
+                objective = multitask.backward(model, logits, yb, feats)
             opt.step()
             total += objective.detach() * len(idx)
-        for part in (loss, weighting, *hooks):
+        for part in (loss, weighting, *hooks) if multitask is None else (loss, weighting, multitask, *hooks):
             part.on_epoch_end(epoch, model)
         train_loss = float(total) / max(1, len(order))
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
@@ -161,7 +179,10 @@ def fit(
             history.append(row)
             raise Diverged(epoch, train_loss, history)
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            last = evaluator.evaluate(model, splits, logit_scale=loss.logit_scale)
+            # multi-task outputs mix sub-tasks (and kinds): never rescaled
+            last = evaluator.evaluate(
+                model, splits, logit_scale=loss.logit_scale if multitask is None else 1.0
+            )
             for split, values in last.items():
                 row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
             score = _score(last["val"][select], sign) if "val" in last else -math.inf
@@ -175,6 +196,7 @@ def fit(
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             save_checkpoint(checkpoint_dir, dict(
                 model=model.state_dict(), loss=loss.state_dict(), weighting=weighting.state_dict(),
+                multitask=None if multitask is None else multitask.state_dict(),
                 opt=opt.state_dict(), generator=generator.get_state(), rng=rng_state(), epoch=epoch,
                 history=history, last=last, best=best, oracle=oracle, spent_s=time.perf_counter() - start,
             ))  # fmt: skip
