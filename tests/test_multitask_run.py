@@ -77,3 +77,22 @@ def test_multilabel_losses_train_on_multi_fashion_labels_shape(loss, tmp_path, m
 def test_preflight_rejects_incompatible_multitask_choices(overrides, message):
     with pytest.raises(ValueError, match=message):
         run.check_task_kinds(compose(["dataset=digits", *overrides]))
+
+
+def test_abalone_mixed_kinds_trains_with_ce_on_sex_and_mse_on_rings(tmp_path):
+    pytest.importorskip("lossbench.losses.mse", reason="the regression losses of the task seam")
+    url = f"sqlite:///{tmp_path}/s.db"
+    cfg, choices = small_cfg(["dataset=abalone_tasks", "model=multi_mlp", "task_weighting=uncertainty"], store_url=url)
+    assert run.run_cell(cfg, choices) == "completed"
+    frame = load_runs(url)
+    assert 0 <= frame.loc[0, "last/test/sex/acc"] <= 1 and frame.loc[0, "last/test/rings/mae"] > 0
+
+
+def test_abalone_tasks_split_and_one_task_long_tail():
+    from lossbench.data.multitask import AbaloneTasks
+
+    spec = AbaloneTasks(imbalance_ratio=5).load()
+    sex = spec.task.subtasks["sex"].group_counts
+    assert max(sex) / min(sex) == pytest.approx(5, rel=0.02) and spec.task.head_widths == [3, 1]
+    assert spec.train.y.shape[1] == 2 and len(spec.val) + len(spec.test) == round(0.2 * 4177) * 2
+    assert sum(spec.task.subtasks["rings"].group_counts) == len(spec.train)

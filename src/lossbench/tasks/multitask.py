@@ -65,7 +65,7 @@ class MultiTask(Task):
     def subtask_targets(self, targets: Tensor, index: int) -> Tensor:
         """Sub-task `index`'s targets (N,) in its own dtype."""
         task = list(self.subtasks.values())[index]
-        return targets[:, index].to(task.target_dtype)
+        return targets[:, index].contiguous().to(task.target_dtype)
 
     def groups(self, targets: Tensor) -> Tensor:
         """The first sub-task's groups."""
