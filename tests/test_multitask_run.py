@@ -72,6 +72,11 @@ def test_multilabel_losses_train_on_multi_fashion_labels_shape(loss, tmp_path, m
             ["dataset=multi_mnist", "model=multi_lenet", "task_weighting=equal", "sampler=class_balanced"],
             "sampler",
         ),
+        (
+            ["dataset=multi_mnist", "model=multi_lenet", "task_weighting=pcgrad", "dataset.tasks=[left]"],
+            ">= 2 sub-tasks",
+        ),
+        (["dataset=multi_fashion_labels", "loss=ldam"], "multilabel losses: asymmetric, bce"),
     ],
 )
 def test_preflight_rejects_incompatible_multitask_choices(overrides, message):
@@ -82,7 +87,9 @@ def test_preflight_rejects_incompatible_multitask_choices(overrides, message):
 def test_abalone_mixed_kinds_trains_with_ce_on_sex_and_mse_on_rings(tmp_path):
     pytest.importorskip("lossbench.losses.mse", reason="the regression losses of the task seam")
     url = f"sqlite:///{tmp_path}/s.db"
-    cfg, choices = small_cfg(["dataset=abalone_tasks", "model=multi_mlp", "task_weighting=uncertainty"], store_url=url)
+    cfg, choices = small_cfg(
+        ["dataset=abalone_tasks", "model=multi_mlp", "task_weighting=uncertainty"], store_url=url
+    )
     assert run.run_cell(cfg, choices) == "completed"
     frame = load_runs(url)
     assert 0 <= frame.loc[0, "last/test/sex/acc"] <= 1 and frame.loc[0, "last/test/rings/mae"] > 0

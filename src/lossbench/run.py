@@ -86,6 +86,12 @@ def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> 
         valid = [n for n in options("model") if _is_multitask_model(n) == (kind == MULTITASK)]
         raise ValueError(f"model {name('model')!r} does not fit the {kind} dataset {name('dataset')!r}; "
                          f"{kind} models: {', '.join(valid)}")  # fmt: skip
+    tasks = cfg.dataset.get("tasks")
+    if kind == MULTITASK and cfg.get("task_weighting") is not None and tasks is not None:
+        need = get_class(str(cfg.task_weighting._target_)).min_tasks
+        if len(tasks) < need:
+            raise ValueError(f"task_weighting {name('task_weighting')!r} needs >= {need} sub-tasks, dataset.tasks="
+                             f"{list(tasks)}; a single-task baseline uses task_weighting=equal")  # fmt: skip
     if (kind == MULTITASK) != (cfg.get("task_weighting") is not None):
         raise ValueError(
             f"dataset {name('dataset')!r} is multi-task: choose task_weighting=<{'|'.join(options('task_weighting'))}>"

@@ -67,6 +67,7 @@ class TaskWeighting(nn.Module, metaclass=ABCMeta):
     """
 
     extra_state_keys: tuple[str, ...] = ("num_tasks",)  # more plain attributes a subclass checkpoints
+    min_tasks = 2  # fewer sub-tasks (a single-task baseline) only with `equal`
 
     def __init__(self) -> None:
         super().__init__()
