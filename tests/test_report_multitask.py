@@ -91,6 +91,20 @@ def test_report_command_prints_the_multitask_section_and_draws_the_tradeoff(tmp_
     out = lossbench("report", "--store", url)
     assert out.returncode == 0, out.stderr
     assert "Δp (%)" in out.stdout and "left" in out.stdout and "right" in out.stdout
+    dp = lossbench(
+        "report",
+        "--store",
+        url,
+        "--metric",
+        "test/delta_p",
+        "--rows",
+        "task_weighting",
+        "--baseline",
+        "equal",
+    )
+    assert dp.returncode == 0, dp.stderr
+    # mgda, seed s: 100 ((0.60 + s/100 - 0.555) / 0.555 + (0.50 + s/100 - 0.455) / 0.455) / 2 -> 9.00, 11.00
+    assert "**9.9990 ± 1.4141** (2)" in dp.stdout and "| multi_fashion | mgda" in dp.stdout
     html = lossbench("report", "--store", url, "--format", "html", "--out", str(tmp_path / "rep"))
     assert html.returncode == 0, html.stderr
     assert (tmp_path / "rep" / "tradeoff_multi_fashion.png").is_file()

@@ -86,6 +86,9 @@ def _report(ns: argparse.Namespace, url: str) -> None:
         raise ValueError(
             f"unknown label(s) {', '.join(unknown)}; use run labels ({labels}) or dotted config keys"
         )
+    from lossbench.report.multitask import with_delta_p
+
+    runs = with_delta_p(runs, ns.select)  # `--metric test/delta_p` (multi-task runs; NaN elsewhere)
     pooled = pooled_cells(runs, rows, cols)
     if pooled:
         print(f"lossbench: warning: {len(pooled)} cell(s) pool runs whose configs differ beyond the seed "
@@ -173,7 +176,9 @@ def _multitask_section(
 
     if "task_weighting" in runs.columns and "task_weighting" not in rows:
         rows = [*rows, "task_weighting"]
-    table, mt_notes = multitask_summary(runs, select, rows)
+    table, mt_notes = multitask_summary(
+        runs.drop(columns=[f"{select}/test/delta_p"], errors="ignore"), select, rows
+    )
     notes.extend(mt_notes)
     if table.empty:
         return

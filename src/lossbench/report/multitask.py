@@ -111,3 +111,11 @@ def multitask_summary(
         if column == "delta_p":
             out["rank"] = stats["mean"].groupby(out["dataset"]).rank(ascending=False, method="average")
     return out, notes
+
+
+def with_delta_p(runs: pd.DataFrame, select: str, split: str = "test") -> pd.DataFrame:
+    """`runs` with a `{select}/{split}/delta_p` column when it has multi-task runs (NaN for the others)."""
+    if not subtask_columns(runs, select, split):
+        return runs
+    dp, _ = delta_p(runs, select, split)
+    return runs.assign(**{f"{select}/{split}/delta_p": dp})
