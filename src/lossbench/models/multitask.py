@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lossbench.models.base import Classifier, check_image_shape
+from lossbench.models.heads import check_head, make_head
 
 
 class MultiHead(nn.Module):
@@ -62,12 +63,14 @@ class MultiLeNet(MultiTaskModel):
         num_classes: Total output width (sum of `head_widths`).
         head_widths: Output width of each sub-task's head (classes, or 1 for regression).
         dropout: Dropout probability in trunk and heads (0.5 as in the authors' code).
+        head: Last layer of each head: ``"linear"`` or ``"normed"`` (cosine; `loss=ldam` selects it).
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, head_widths: Sequence[int],
-                 dropout: float = 0.5) -> None:  # fmt: skip
+                 dropout: float = 0.5, head: str = "linear") -> None:  # fmt: skip
         super().__init__(num_classes, head_widths)
         check_image_shape(input_shape, "MultiLeNet")
+        check_head(head)
         self.trunk = nn.Sequential(
             nn.Conv2d(input_shape[0], 10, 5), nn.MaxPool2d(2), nn.ReLU(),
             nn.Conv2d(10, 20, 5), nn.Dropout2d(dropout), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
@@ -77,7 +80,7 @@ class MultiLeNet(MultiTaskModel):
         self.fc = nn.Sequential(nn.Linear(flat, 50), nn.ReLU())
         self.head = MultiHead(
             [
-                nn.Sequential(nn.Linear(50, 50), nn.ReLU(), nn.Dropout(dropout), nn.Linear(50, w))
+                nn.Sequential(nn.Linear(50, 50), nn.ReLU(), nn.Dropout(dropout), make_head(head, 50, w))
                 for w in self.head_widths
             ]
         )
@@ -95,11 +98,13 @@ class MultiTaskMLP(MultiTaskModel):
         num_classes: Total output width (sum of `head_widths`).
         head_widths: Output width of each sub-task's head.
         hidden: Widths of the shared hidden layers.
+        head: ``"linear"`` or ``"normed"`` (cosine; `loss=ldam` selects it).
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, head_widths: Sequence[int],
-                 hidden: Sequence[int] = (64, 64)) -> None:  # fmt: skip
+                 hidden: Sequence[int] = (64, 64), head: str = "linear") -> None:  # fmt: skip
         super().__init__(num_classes, head_widths)
+        check_head(head)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden widths must be >= 1, got {list(hidden)}")
         layers: list[nn.Module] = [nn.Flatten()]
@@ -108,7 +113,7 @@ class MultiTaskMLP(MultiTaskModel):
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.body = nn.Sequential(*layers)
-        self.head = MultiHead([nn.Linear(width, w) for w in self.head_widths])
+        self.head = MultiHead([make_head(head, width, w) for w in self.head_widths])
 
     def features(self, x: Tensor) -> Tensor:
         """Output of the last shared layer (N, hidden[-1])."""
