@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossbench.config import options
 from lossbench.losses import build_loss
 from lossbench.tasks.base import prepare
 from lossbench.tasks.classification import classification_stats
+from tests.conftest import options_for
 
 COUNTS = [50, 20, 5]
-LOSSES = options("loss")
+LOSSES = options_for("loss")  # classification losses (regression ones: tests/test_regression.py)
 
 
 def batch(n=8, c=3, dtype=torch.float32, seed=0):

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 from lossbench import cli, run
 from lossbench.config import compose, options
+from lossbench.data.spec import Split
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.models.heads import NormedLinear
 from lossbench.samplers.instance import InstanceSampler
@@ -244,3 +246,28 @@ def test_divergence_in_stage2_is_reported_with_both_histories(trained):
     epochs = [h["epoch"] for h in exc.value.history]
     assert epochs[: len(stage1.history)] == [h["epoch"] for h in stage1.history]
     assert epochs[len(stage1.history)] == trainer.epochs and exc.value.history[-1]["stage"] == 2
+
+
+@pytest.mark.parametrize("name", ["posthoc_la", "tau_norm"])
+def test_post_hoc_stages_run_without_a_validation_split(name):
+    """Paper presets set val_per_class=0: the one evaluator skips the empty split (no torch.cat of nothing)."""
+    cfg, choices = small_cfg(["dataset.val_per_class=0", f"stage2={name}"])
+    assert run.run_cell(cfg, choices) == "completed"
+
+
+def test_tau_auto_without_a_validation_split_says_what_to_do(trained):
+    model, data, trainer, _ = fresh(trained)
+    empty = dataclasses.replace(data, val=Split(data.val.x[:0], data.val.y[:0]))
+    with pytest.raises(ValueError, match="validation split, which is empty.*stage2.tau"):
+        TauNormalization(tau="auto").apply(model, empty, trainer, 0, ev(empty, trainer))
+
+
+def test_weight_balancing_projects_through_the_epoch_end_hook_not_an_optimizer_hook(trained):
+    from torch.optim.optimizer import _global_optimizer_post_hooks
+
+    model, data, trainer, _ = fresh(trained)
+    before = len(_global_optimizer_post_hooks)
+    radius = maxnorm_radius(model.head.weight, 0.1)
+    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, 0, ev(data, trainer))
+    assert len(_global_optimizer_post_hooks) == before  # nothing process-wide was registered
+    assert (model.head.weight.norm(dim=1) <= radius + 1e-5).all()

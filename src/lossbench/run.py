@@ -70,14 +70,13 @@ def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> 
     choices = choices or {}
 
     def name(group: str) -> str:
-        return str(choices.get(group) or _option_of(group, str(cfg[group]._target_)))
+        return str(choices.get(group) or _option_of(group, cfg[group]))
 
     dataset_class = get_class(str(cfg.dataset._target_))
     kind = kind_of_dataset(dataset_class)
     chosen = {group: (name(group), get_class(str(cfg[group]._target_))) for group in RECIPE_GROUPS}
-    if (
-        kind == MULTITASK
-    ):  # loss and weighting serve the sub-tasks of their kinds (others: ce/mse, plain mean)
+    # multi-task: loss and weighting serve the sub-tasks of their kinds (the others get ce/mse, plain mean)
+    if kind == MULTITASK:
         check_multitask(name("dataset"), dataset_class, chosen)
         chosen = {g: chosen[g] for g in ("sampler", "stage2")}
     check_compatible(CONFIG_DIR, name("dataset"), kind, chosen)
@@ -115,14 +114,22 @@ def _is_multitask_model(name: str) -> bool:
     return issubclass(target_of(CONFIG_DIR, "model", name), MultiTaskModel)
 
 
-def _option_of(group: str, target: str) -> str:
-    """The option of `group` whose YAML names `target` (the class name if none or several do)."""
-    names = [
-        p.stem
-        for p in sorted((CONFIG_DIR / group).glob("*.yaml"))
-        if OmegaConf.load(p).get("_target_") == target
-    ]
-    return names[0] if len(names) == 1 else target.rsplit(".", 1)[-1]
+def _option_of(group: str, node: DictConfig) -> str:
+    """The option of `group` whose YAML `node` was composed from (its class name if that is ambiguous).
+
+    Options sharing a `_target_` (the UCI tables, focal_l1/focal_mse) are told apart by their own values.
+    """
+    matches = []
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        yaml = OmegaConf.load(path)
+        if yaml.get("_target_") != node.get("_target_"):
+            continue
+        plain = [
+            k for k in yaml if not str(k).startswith("_") and not OmegaConf.is_interpolation(yaml, str(k))
+        ]
+        if all(k in node and node[k] == yaml[k] for k in plain):
+            matches.append(path.stem)
+    return matches[0] if len(matches) == 1 else str(node._target_).rsplit(".", 1)[-1]
 
 
 def build_components(cfg: DictConfig, choices: dict[str, Any] | None = None) -> Components:

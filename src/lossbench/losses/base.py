@@ -31,6 +31,9 @@ class Loss(nn.Module, metaclass=ABCMeta):
     """
 
     logit_scale: float = 1.0
+    fixed_lr: float | None = (
+        None  # a constant learning rate for this module's own parameters (None: the trainer's)
+    )
     task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
 
     def fit(self, task: Task, targets: Tensor) -> None:

@@ -108,7 +108,16 @@ def fit(
     for part in parts:
         part.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    params = [p for m in parts for p in m.parameters() if p.requires_grad]
+    params: list[Any] = [p for m in parts for p in m.parameters() if p.requires_grad]
+    fixed = [
+        (m, [p for p in m.parameters() if p.requires_grad])
+        for m in (loss, weighting)
+        if m.fixed_lr is not None
+    ]
+    if any(own for _, own in fixed):  # e.g. Balanced MSE's noise scale: its own constant lr, no schedule
+        mine = {id(p) for _, own in fixed for p in own}
+        params = [{"params": [p for p in params if id(p) not in mine]}]
+        params += [{"params": own, "lr": m.fixed_lr, "fixed_lr": True} for m, own in fixed if own]
     opt = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )
@@ -149,7 +158,8 @@ def fit(
     for epoch in bar:
         lr = cfg.lr * cfg.lr_factor(epoch)
         for group in opt.param_groups:
-            group["lr"] = lr
+            if not group.get("fixed_lr"):
+                group["lr"] = lr
         weighting.on_epoch_start(epoch)
         if multitask is not None:
             multitask.on_epoch_start(epoch)

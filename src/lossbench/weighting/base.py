@@ -22,6 +22,9 @@ class Weighting(nn.Module, metaclass=ABCMeta):
     if any, are added to the optimizer by the loop. `task_kinds` are the task kinds it supports.
     """
 
+    fixed_lr: float | None = (
+        None  # a constant learning rate for this module's own parameters (None: the trainer's)
+    )
     task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION, REGRESSION)
 
     def fit(self, task: Task, targets: Tensor) -> None:
