@@ -73,12 +73,16 @@ class MultiTaskObjective(nn.Module):
         return torch.stack(out)
 
     def backward(self, model: nn.Module, outputs: Tensor, targets: Tensor, features: Tensor) -> Tensor:
-        """Populate the gradients of one batch; returns the applied objective `sum_t w_t L_t` (detached)."""
+        """Populate the gradients of one batch; returns the detached `sum_t L_t`.
+
+        That sum is the logged `train/loss`, comparable across task weightings (their own objectives
+        differ in scale: DB-MTL's log losses, FAMO's weighted logs, ...).
+        """
         losses = self.task_losses(outputs, targets, features)
         shared: Sequence[Tensor] = list(model.shared_parameters())  # type: ignore[operator]
         specific: Sequence[Tensor] = list(model.task_parameters())  # type: ignore[operator]
-        weights = self.task_weighting.backward(losses, shared, specific, features)
-        return (weights.to(losses) * losses.detach()).sum()
+        self.task_weighting.backward(losses, shared, specific, features)
+        return losses.detach().sum()
 
     def on_epoch_start(self, epoch: int) -> None:
         """Forward to the sub-task weightings (deferred recipes) and the task weighting (DWA, FAMO, ...)."""
