@@ -15,12 +15,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lossbench.groups import COMPONENT_GROUPS, GROUPS  # noqa: F401  (re-exported)
 from lossbench.store.config import StoreConfig
 from lossbench.train.config import TrainerConfig
 
 CONFIG_DIR = Path(os.environ.get("LOSSBENCH_CONFIG_DIR") or Path(__file__).resolve().parents[2] / "configs")
-# The groups a user combines (`lossbench list` shows these).
-GROUPS = ("dataset", "model", "loss", "weighting", "task_weighting", "sampler", "stage2", "trainer", "store", "logger", "experiment", "sweep")  # fmt: skip
 
 
 def register_configs() -> None:
@@ -62,6 +61,12 @@ def _hydra_context() -> Iterator[None]:
         return
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="lossbench"):
         yield
+
+
+def config_groups() -> set[str]:
+    """Every config group on Hydra's search path (user config dirs included), internal ones too."""
+    with _hydra_context():
+        return set(GlobalHydra.instance().config_loader().list_groups(""))
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
