@@ -51,7 +51,7 @@ def delta_p(runs: pd.DataFrame, select: str, split: str = "test") -> tuple[pd.Se
     present.columns = list(columns)
     n_tasks = present.sum(axis=1)
     single = runs[n_tasks == 1]
-    missing: set[tuple[str, str]] = set()
+    missing: set[tuple[str, str, str]] = set()
     for idx in runs.index[n_tasks >= 2]:
         run = runs.loc[idx]
         terms = []
@@ -65,7 +65,7 @@ def delta_p(runs: pd.DataFrame, select: str, split: str = "test") -> tuple[pd.Se
                     same = same[same[label] == run[label]]
             base = same if len(same) else base
             if base.empty:
-                missing.add((str(run["dataset"]), task))
+                missing.add((str(run["dataset"]), str(run.get("model", "")), task))
                 terms = []
                 break
             b = float(base[column].mean())
@@ -74,9 +74,9 @@ def delta_p(runs: pd.DataFrame, select: str, split: str = "test") -> tuple[pd.Se
         if terms:
             result.at[idx] = 100.0 * sum(terms) / len(terms)
     notes = [
-        f"Δp: no single-task baseline for sub-task {task!r} of dataset {dataset!r}; add one with "
-        f"`lossbench run dataset={dataset} 'dataset.tasks=[{task}]'` (same seeds); Δp left empty"
-        for dataset, task in sorted(missing)
+        f"Δp: no single-task baseline for sub-task {task!r} of dataset {dataset!r}; add one with `lossbench run "
+        f"dataset={dataset} model={model} task_weighting=equal 'dataset.tasks=[{task}]'` (same seeds); Δp left empty"
+        for dataset, model, task in sorted(missing)
     ]
     return result, notes
 
