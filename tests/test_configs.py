@@ -12,6 +12,7 @@ import lossbench
 from lossbench.config import CONFIG_DIR, GROUPS, compose, describe, options
 from lossbench.losses.base import Loss
 from lossbench.samplers.base import Sampler
+from lossbench.task_weighting.base import TaskWeighting
 from lossbench.weighting.base import Weighting
 
 
@@ -78,7 +79,7 @@ def _subclasses(base):
     return {c for c in seen if not inspect.isabstract(c)}
 
 
-@pytest.mark.parametrize("base", [Loss, Weighting, Sampler])
+@pytest.mark.parametrize("base", [Loss, Weighting, TaskWeighting, Sampler])
 def test_no_orphan_components(base):
     named = {t for _, t in all_targets()}
     orphans = [

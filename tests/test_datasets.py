@@ -6,6 +6,8 @@ from hydra.utils import instantiate
 from lossbench.config import CONFIG_DIR, compose, options
 from lossbench.data import longtail_counts
 from lossbench.data.spec import DataSpec
+from lossbench.tasks.base import MULTILABEL, MULTITASK
+from lossbench.tasks.compatible import kind_of_dataset, target_of
 from tests.conftest import options_for
 
 
@@ -13,8 +15,17 @@ def _needs_files(name):
     return "root" in yaml.safe_load((CONFIG_DIR / "dataset" / f"{name}.yaml").read_text())
 
 
+def _single_label(name):
+    # multi-task / multi-label datasets have their own tests (tests/test_multi_items.py, test_multitask_run.py)
+    return kind_of_dataset(target_of(CONFIG_DIR, "dataset", name)) not in (MULTITASK, MULTILABEL)
+
+
 # image datasets read files (not in the repository): slow, and skipped when the files are missing
-DATASETS = [pytest.param(n, marks=pytest.mark.slow) if _needs_files(n) else n for n in options("dataset")]
+DATASETS = [
+    pytest.param(n, marks=pytest.mark.slow) if _needs_files(n) else n
+    for n in options("dataset")
+    if _single_label(n)
+]
 
 
 def _load(name, overrides=()):
@@ -102,5 +113,7 @@ def test_invalid_dataset_parameters_fail_on_instantiate(name, override):
         and "val_fraction" in compose([f"dataset={name}"]).dataset
     ):
         override = "dataset.val_fraction=-0.1"  # stratified tables size their splits by fraction
+    if override.startswith("dataset.val_per_class") and "val_size" in compose([f"dataset={name}"]).dataset:
+        override = "dataset.val_size=0"  # paired-image sets size their splits in images
     with pytest.raises(Exception, match="must|profile"):
         instantiate(compose([f"dataset={name}", override]).dataset)

@@ -19,7 +19,7 @@ from lossbench import run
 from lossbench.config import CONFIG_DIR, compose
 from lossbench.losses.balanced_mse import BalancedMSELoss
 from lossbench.metrics.regression import regression_metrics
-from lossbench.tasks.base import prepare
+from lossbench.tasks.base import MULTILABEL, MULTITASK, prepare
 from lossbench.tasks.compatible import RECIPE_GROUPS, kinds_of, options_for, target_of
 from lossbench.tasks.regression import RegressionTask
 from lossbench.weighting.dense_weight import DenseWeighting
@@ -27,6 +27,7 @@ from lossbench.weighting.lds import LDSWeighting
 from tests.conftest import ROOT
 
 KINDS = ("classification", "regression")
+ALL_KINDS = (*KINDS, MULTILABEL, MULTITASK)  # multi-label/multi-task preflight: tests/test_multitask_run.py
 REG_LOSSES = options_for(CONFIG_DIR, "loss", "regression")
 REG_WEIGHTINGS = options_for(CONFIG_DIR, "weighting", "regression")
 # hand-made integer labels 0..7 (one bin per integer), strongly skewed; bin 6 is empty
@@ -246,7 +247,7 @@ def test_every_option_declares_kinds_and_incompatible_ones_fail_in_one_line(grou
     dataset = options_for(CONFIG_DIR, "dataset", kind)[0]
     for name in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
         supported = kinds_of(target_of(CONFIG_DIR, group, name))
-        assert set(supported) <= set(KINDS), (group, name)
+        assert set(supported) <= set(ALL_KINDS), (group, name)
         cfg = compose([f"dataset={dataset}", f"{group}={name}", *_compatible_rest(group, kind)])
         if kind in supported:
             run.check_task_kinds(cfg)

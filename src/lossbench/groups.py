@@ -8,11 +8,22 @@ from __future__ import annotations
 
 # Groups whose option is a component that `run.build_components` instantiates, in pipeline order.
 COMPONENT_GROUPS = ("dataset", "model", "loss", "weighting", "sampler", "stage2")
-# The groups a user combines (`lossbench list` and `lossbench run --help` show these, nothing else);
+# The groups a user combines (`lossbench list` and `lossbench run --help` show these, nothing else).
+# `task_weighting` is a component group too, but optional (null unless the dataset is multi-task);
 # `recipe` is a paper's method row (loss + weighting + sampler + stage 2), what the paper presets sweep.
-GROUPS = (*COMPONENT_GROUPS, "recipe", "trainer", "store", "logger", "experiment", "sweep")
+GROUPS = (*COMPONENT_GROUPS, "task_weighting", "recipe", "trainer", "store", "logger", "experiment", "sweep")
 # Group choices recorded with every run (`RunRecord.labels`), as `hydra.runtime.choices` names them.
-RUN_LABELS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer")
+RUN_LABELS = (
+    "experiment",
+    "dataset",
+    "model",
+    "loss",
+    "weighting",
+    "task_weighting",
+    "sampler",
+    "stage2",
+    "trainer",
+)
 # The run labels that have a column of their own in the store's `runs` table (the rest live in `labels`).
 LABEL_COLUMNS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "trainer")
 # Top-level keys of a run config besides its config groups (any group on the search path is allowed

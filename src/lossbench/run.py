@@ -24,19 +24,22 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_device, check_parameter_types, check_schedules
-from lossbench.config import CONFIG_DIR, config_groups
+from lossbench.config import CONFIG_DIR, config_groups, options
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
 from lossbench.identity import check_seed, run_id_of
+from lossbench.models.multitask import MultiTaskModel
 from lossbench.store.db import ClaimLost, Store, StoreError, sqlite_file
 from lossbench.store.record import RunRecord
-from lossbench.tasks.base import prepare
-from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset
+from lossbench.tasks.base import MULTITASK, prepare
+from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset, kinds_of, target_of
+from lossbench.tasks.multitask import MultiTask
 from lossbench.train.checkpoint import remove_checkpoints, rng_state
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, FitResult, fit, resolve_device, seed_everything
+from lossbench.train.multitask import MultiTaskObjective
 from lossbench.train.stacked import Member, fit_stacked, unstackable
 
 log = logging.getLogger("lossbench")
@@ -84,6 +87,7 @@ class Components:
     trainer: TrainerConfig
     seed: int
     warnings: list[str] = field(default_factory=list)  # accepted but unusual settings, kept in the record
+    task_weighting: Any = None  # multi-task datasets only
 
 
 def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> None:
@@ -96,9 +100,46 @@ def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> 
     def name(group: str) -> str:
         return str(choices.get(group) or _option_of(group, cfg[group]))
 
-    kind = kind_of_dataset(get_class(str(cfg.dataset._target_)))
+    dataset_class = get_class(str(cfg.dataset._target_))
+    kind = kind_of_dataset(dataset_class)
     chosen = {group: (name(group), get_class(str(cfg[group]._target_))) for group in RECIPE_GROUPS}
+    # multi-task: loss and weighting serve the sub-tasks of their kinds (the others get ce/mse, plain mean)
+    if kind == MULTITASK:
+        check_multitask(name("dataset"), dataset_class, chosen)
+        chosen = {g: chosen[g] for g in ("sampler", "stage2")}
     check_compatible(CONFIG_DIR, name("dataset"), kind, chosen)
+    multitask_model = issubclass(get_class(str(cfg.model._target_)), MultiTaskModel)
+    if multitask_model != (kind == MULTITASK):
+        valid = [n for n in options("model") if _is_multitask_model(n) == (kind == MULTITASK)]
+        raise ValueError(f"model {name('model')!r} does not fit the {kind} dataset {name('dataset')!r}; "
+                         f"{kind} models: {', '.join(valid)}")  # fmt: skip
+    tasks = cfg.dataset.get("tasks")
+    if kind == MULTITASK and cfg.get("task_weighting") is not None and tasks is not None:
+        need = get_class(str(cfg.task_weighting._target_)).min_tasks
+        if len(tasks) < need:
+            raise ValueError(f"task_weighting {name('task_weighting')!r} needs >= {need} sub-tasks, dataset.tasks="
+                             f"{list(tasks)}; a single-task baseline uses task_weighting=equal")  # fmt: skip
+    if (kind == MULTITASK) != (cfg.get("task_weighting") is not None):
+        raise ValueError(
+            f"dataset {name('dataset')!r} is multi-task: choose task_weighting=<{'|'.join(options('task_weighting'))}>"
+            if kind == MULTITASK
+            else f"task_weighting applies to multi-task datasets only; drop it for {kind} dataset {name('dataset')!r}"
+        )
+
+
+def check_multitask(dataset: str, dataset_class: type, chosen: dict[str, tuple[str, object]]) -> None:
+    """Raise `ValueError` if the loss or the weighting serves none of a multi-task dataset's sub-task kinds."""
+    sub = tuple(getattr(dataset_class, "subtask_kinds", ()))
+    for group in ("loss", "weighting"):
+        option, component = chosen[group]
+        if not set(kinds_of(component)) & set(sub):
+            valid = [n for n in options(group) if set(kinds_of(target_of(CONFIG_DIR, group, n))) & set(sub)]
+            raise ValueError(f"{group} {option!r} serves none of the sub-task kinds of {dataset!r} "
+                             f"({', '.join(sub)}); {group} options that do: {', '.join(valid)}")  # fmt: skip
+
+
+def _is_multitask_model(name: str) -> bool:
+    return issubclass(target_of(CONFIG_DIR, "model", name), MultiTaskModel)
 
 
 def _option_of(group: str, node: DictConfig) -> str:
@@ -162,12 +203,17 @@ def build_components(
     built: dict[str, Any] = {}
     for group in [g for g in COMPONENT_GROUPS if g != "model"]:
         built[group] = _build(cfg, group, cache, choices)
+    if cfg.get("task_weighting") is not None:
+        built["task_weighting"] = _build(cfg, "task_weighting", cache, choices)
     shapes = built["dataset"].shapes()
+    widths: dict[str, Any] = {}
     if shapes is None:
         data = load_data(cfg, built["dataset"])
         shapes = (tuple(data.input_shape), data.task.output_width)
+        if isinstance(data.task, MultiTask):  # one head per sub-task
+            widths = {"head_widths": data.task.head_widths}
     seed_everything(seed)  # the model's initialisation depends on the seed alone
-    shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1]}
+    shape = {"input_shape": list(shapes[0]), "num_classes": shapes[1], **widths}
     built["model"] = _build(cfg, "model", cache, choices, **shape)
     # A component flags a setting it accepts but that is rarely meant (LDAM's max_m=0) in its
     # `config_warnings`; the run stores them in its record (`environment.warnings`) and logs them.
@@ -246,6 +292,7 @@ class Cell:
     data: DataSpec | None = None
     meta: dict[str, Any] | None = None
     evaluator: Evaluator | None = None
+    multitask: MultiTaskObjective | None = None  # multi-task data: per-sub-task losses + task weighting
 
 
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
@@ -306,7 +353,10 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
             _finish(cell, exc)
             continue
         c = cell.components
-        if unstackable(c.model, c.loss, c.weighting, c.stage2, c.trainer) is not None:
+        if (
+            cell.multitask is not None
+            or unstackable(c.model, c.loss, c.weighting, c.stage2, c.trainer) is not None
+        ):
             _finish(cell, _train_alone(cell))
             continue
         claimed.append(cell)
@@ -376,7 +426,16 @@ def _prepare(cell: Cell) -> None:
     c = cell.components
     cell.data = load_data(cell.cfg, c.dataset)
     cell.meta = dict(cell.data.meta)
-    prepare(cell.data.task, cell.data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
+    if isinstance(
+        cell.data.task, MultiTask
+    ):  # per-sub-task copies of loss and weighting, fitted on their targets
+        prepare(cell.data.task, cell.data.train.y, c.sampler, c.stage2)
+        cell.multitask = MultiTaskObjective(
+            cell.data.task, c.loss, c.weighting, c.task_weighting, cell.data.train.y
+        )
+        cell.meta["subtask_recipes"] = cell.multitask.describe()
+    else:
+        prepare(cell.data.task, cell.data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
     cell.evaluator = Evaluator.of(cell.data, c.trainer, resolve_device(c.trainer.device))
     if cell.sink is not None:
         cell.sink.start(cell.record.run_id, cell.record.config, cell.record.labels)
@@ -397,6 +456,7 @@ def _train_alone(cell: Cell) -> FitResult | BaseException:
         return fit(
             c.model, c.loss, c.weighting, c.sampler, cell.data, c.trainer,  # type: ignore[arg-type]
             seed=c.seed, on_epoch_end=_heartbeat(cell), checkpoint_dir=cell.ckpt, evaluator=cell.evaluator,
+            multitask=cell.multitask,
         )  # fmt: skip
     except Exception as exc:
         return exc

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from lossbench.losses.base import Loss
 from lossbench.losses.multilabel import multilabel_targets
+from lossbench.tasks.base import CLASSIFICATION, MULTILABEL
 
 EPS = 1e-8  # probability clamp before the log, the reference's default `eps`
 
@@ -28,6 +29,8 @@ class AsymmetricLoss(Loss):
         gamma_pos: Focusing parameter of positives (>= 0).
         clip: Probability margin of negatives, in [0, 1); 0 disables it.
     """
+
+    task_kinds = (CLASSIFICATION, MULTILABEL)
 
     def __init__(self, gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float = 0.05) -> None:
         super().__init__()

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from lossbench.losses.base import Loss
 from lossbench.losses.multilabel import multilabel_targets
+from lossbench.tasks.base import CLASSIFICATION, MULTILABEL
 
 
 class BCELoss(Loss):
@@ -17,6 +18,8 @@ class BCELoss(Loss):
     the C terms, so the mean over examples is "sum over classes, then mean over samples" (PyTorch's
     `BCEWithLogitsLoss(reduction="mean")` would instead also divide by C).
     """
+
+    task_kinds = (CLASSIFICATION, MULTILABEL)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Per-example losses (N,)."""

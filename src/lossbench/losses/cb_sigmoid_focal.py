@@ -10,7 +10,7 @@ from torch import Tensor
 
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.losses.multilabel import multilabel_targets
-from lossbench.tasks.base import Task
+from lossbench.tasks.base import CLASSIFICATION, MULTILABEL, Task
 
 
 class ClassBalancedSigmoidFocalLoss(Loss):
@@ -41,6 +41,8 @@ class ClassBalancedSigmoidFocalLoss(Loss):
         prior_bias: Add `-log(C - 1)` to the logits (the reference's bias init, see above).
     """
 
+    task_kinds = (CLASSIFICATION, MULTILABEL)
+
     class_weights: Tensor
 
     def __init__(self, beta: float = 0.9999, gamma: float = 1.0, prior_bias: bool = True) -> None:
@@ -54,7 +56,7 @@ class ClassBalancedSigmoidFocalLoss(Loss):
 
     def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the class weights from the effective numbers of the training counts."""
-        class_counts = task.group_counts
+        class_counts = getattr(task, "label_counts", task.group_counts)  # multi-label: positives per label
         counts = counts_tensor(class_counts)
         weights = (1.0 - self.beta) / (1.0 - self.beta**counts)
         self.class_weights = (weights / weights.sum() * len(counts)).float()

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from lossbench.losses.base import Loss
 from lossbench.losses.multilabel import multilabel_targets
+from lossbench.tasks.base import CLASSIFICATION, MULTILABEL
 
 
 class SigmoidFocalLoss(Loss):
@@ -22,6 +23,8 @@ class SigmoidFocalLoss(Loss):
         alpha: Weight of positives in [0, 1]; negative disables balancing.
         gamma: Focusing parameter (>= 0).
     """
+
+    task_kinds = (CLASSIFICATION, MULTILABEL)
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0) -> None:
         super().__init__()

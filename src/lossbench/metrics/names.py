@@ -13,3 +13,9 @@ HIGHER_IS_BETTER = {
     "many_mae": False, "medium_mae": False, "few_mae": False, "many_mse": False, "medium_mse": False,
     "few_mse": False, "many_gm": False, "medium_gm": False, "few_gm": False,
 }  # fmt: skip
+
+# multi-label metrics (metrics/multilabel.py) and multi-task summaries (report/multitask.py)
+HIGHER_IS_BETTER.update({
+    "map": True, "micro_f1": True, "cp": True, "cr": True, "cf1": True, "op": True, "or": True, "of1": True,
+    "mean_acc": True, "delta_p": True,
+})  # fmt: skip

@@ -113,6 +113,9 @@ def _report(ns: argparse.Namespace, url: str) -> None:
         raise ValueError(
             f"unknown label(s) {', '.join(unknown)}; use run labels ({labels}) or dotted config keys"
         )
+    from lossbench.report.multitask import with_delta_p
+
+    runs = with_delta_p(runs, ns.select)  # `--metric test/delta_p` (multi-task runs; NaN elsewhere)
     pooled = pooled_cells(runs, rows, cols)
     if pooled:
         print(f"lossbench: warning: {len(pooled)} cell(s) pool runs whose configs differ beyond the seed "
@@ -129,6 +132,7 @@ def _report(ns: argparse.Namespace, url: str) -> None:
     sections: list[tuple[str, str]] = []
     notes: list[str] = []
     friedman = _statistics(runs, summary, metrics[0], method_rows, ns, sections, notes, fmt)
+    _multitask_section(runs, ns.select, method_rows, sections, notes, fmt)
     if targets:
         comparison = targets_mod.compare(runs, targets)
         sections.append(("Reproduction targets", render_frame(comparison, "html" if fmt == "html" else fmt,
@@ -188,6 +192,27 @@ def _statistics(
         f"Friedman test of {column} over {result.datasets} settings; Nemenyi critical difference at α = 0.05.",
         "tab:friedman")))  # fmt: skip
     return result
+
+
+def _multitask_section(
+    runs: Any, select: str, rows: list[str], sections: list[tuple[str, str]], notes: list[str], fmt: str
+) -> None:
+    """Per-sub-task metrics, Δp against single-task baselines and its rank, when the store has multi-task runs."""
+    from lossbench.report.formats import render_frame
+    from lossbench.report.multitask import multitask_summary
+
+    if "task_weighting" in runs.columns and "task_weighting" not in rows:
+        rows = [*rows, "task_weighting"]
+    table, mt_notes = multitask_summary(
+        runs.drop(columns=[f"{select}/test/delta_p"], errors="ignore"), select, rows
+    )
+    notes.extend(mt_notes)
+    if table.empty:
+        return
+    sections.append(("Multi-task", render_frame(table, "html" if fmt == "html" else fmt,
+        f"Per sub-task primary test metric ({select} epoch; accuracy in %), mean ± std over seeds; Δp in % "
+        "against the single-task baselines of the same dataset (LibMTL's definition); rank of the mean Δp "
+        "within each dataset (1 = best).", "tab:multitask")))  # fmt: skip
 
 
 def _friedman_frame(result: Any) -> Any:

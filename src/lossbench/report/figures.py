@@ -104,6 +104,7 @@ def make_figures(
             )
             figures.append(Figure(stem, f"{setting}: reliability diagrams on the test split ({select} epoch), "
                                         "bins pooled over seeds; ECE is the mean over seeds."))  # fmt: skip
+    figures += _tradeoffs(runs, select, out_dir)
     if friedman is not None:
         stem = plots.cd_diagram(friedman, f"average rank of {select}/{metric}", out_dir, "cd_diagram")
         figures.append(Figure(stem, f"Critical-difference diagram: average rank of {select}/{metric} over "
@@ -169,3 +170,29 @@ def _per_bin(
     )
     return [Figure(stem, f"{setting}: test MAE per label bin ({select} epoch, mean over seeds) against the bin's "
                          "training count (log scale): the regression twin of the per-class accuracy plot.")]  # fmt: skip
+
+
+def _tradeoffs(runs: pd.DataFrame, select: str, out_dir: Path) -> list[Figure]:
+    """Per dataset with two sub-tasks: their test metrics per method (the multi-task trade-off)."""
+    from lossbench.report.multitask import subtask_columns
+
+    figures: list[Figure] = []
+    columns = subtask_columns(runs, select)
+    for dataset, part in runs.groupby("dataset", sort=True):
+        tasks = [t for t, c in columns.items() if part[c].notna().any()]
+        if len(tasks) != 2:
+            continue
+        both = part[part[[columns[t] for t in tasks]].notna().all(axis=1)]
+        if both.empty:
+            continue
+        scale = {t: 100.0 if columns[t].rsplit("/", 1)[-1] in ("acc", "map") else 1.0 for t in tasks}
+        agg = both.groupby("method")[[columns[t] for t in tasks]].agg(["mean", "std"])
+        points = pd.DataFrame({"method": agg.index})
+        for t in tasks:
+            points[f"{t}_mean"] = agg[(columns[t], "mean")].to_numpy() * scale[t]
+            points[f"{t}_std"] = agg[(columns[t], "std")].to_numpy() * scale[t]
+        stem = plots.task_tradeoff(points, tasks, f"{dataset}: {tasks[0]} vs {tasks[1]}", out_dir,
+                                   f"tradeoff_{_slug(str(dataset))}")  # fmt: skip
+        figures.append(Figure(stem, f"{dataset}: test {tasks[0]} against test {tasks[1]} per method "
+                                    f"({select} epoch), mean ± std over seeds."))  # fmt: skip
+    return figures

@@ -188,3 +188,22 @@ def cd_diagram(result: Friedman, title: str, out_dir: Path, stem: str) -> str:
         fontsize=9,
     )
     return _save(fig, out_dir, stem)
+
+
+def task_tradeoff(points: pd.DataFrame, tasks: Sequence[str], title: str, out_dir: Path, stem: str) -> str:
+    """Sub-task A's metric against sub-task B's, one point per method (mean ± std over seeds).
+
+    `points` has rows `method, {a}_mean, {a}_std, {b}_mean, {b}_std` for `tasks = (a, b)` (values in %).
+    """
+    a, b = tasks
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for row in points.itertuples(index=False):
+        r = row._asdict()
+        ax.errorbar(r[f"{a}_mean"], r[f"{b}_mean"], xerr=np.nan_to_num(r[f"{a}_std"]),
+                    yerr=np.nan_to_num(r[f"{b}_std"]), fmt="o", capsize=2, label=str(r["method"]))  # fmt: skip
+        ax.annotate(str(r["method"]), (r[f"{a}_mean"], r[f"{b}_mean"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlabel(f"{a} (test, %)")
+    ax.set_ylabel(f"{b} (test, %)")
+    ax.set_title(title)
+    return _save(fig, out_dir, stem)

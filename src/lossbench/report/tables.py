@@ -11,6 +11,7 @@ from lossbench.metrics.names import HIGHER_IS_BETTER  # drives bold (best) and u
 from lossbench.report.formats import FORMATS, join_labels, render_cells
 
 PERCENT = {"acc", "balanced_acc", "macro_f1", "worst_class_acc", "many_acc", "medium_acc", "few_acc", "ece"}
+PERCENT |= {"map", "micro_f1", "cp", "cr", "cf1", "op", "or", "of1"}  # multi-label (metrics/multilabel.py)
 SELECTIONS = {
     "last": "final epoch",
     "best": "epoch with the best validation score",

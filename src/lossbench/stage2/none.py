@@ -5,7 +5,7 @@ from __future__ import annotations
 from lossbench.data.spec import DataSpec
 from lossbench.models.base import Classifier
 from lossbench.stage2.base import Stage2
-from lossbench.tasks.base import CLASSIFICATION, REGRESSION
+from lossbench.tasks.base import CLASSIFICATION, MULTILABEL, MULTITASK, REGRESSION
 from lossbench.train.config import TrainerConfig
 from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import FitResult
@@ -14,7 +14,7 @@ from lossbench.train.loop import FitResult
 class NoStage2(Stage2):
     """The model of the main training is the final model; its record is unchanged."""
 
-    task_kinds = (CLASSIFICATION, REGRESSION)
+    task_kinds = (CLASSIFICATION, REGRESSION, MULTILABEL, MULTITASK)
 
     def apply(
         self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator

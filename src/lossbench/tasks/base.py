@@ -33,6 +33,8 @@ from torch import Tensor
 # the task kinds a component supports when it declares nothing else
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+MULTILABEL = "multilabel"  # tasks/multilabel.py: a binary vector per example
+MULTITASK = "multitask"  # tasks/multitask.py: named sub-tasks on one shared trunk
 
 
 class Task(ABC):

@@ -31,6 +31,7 @@ from lossbench.train.fast import (
     memory_format,
     to_format,
 )
+from lossbench.train.multitask import MultiTaskObjective
 from lossbench.train.sgd import SGD
 from lossbench.weighting.base import Weighting
 
@@ -95,6 +96,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     evaluator: Evaluator | None = None,
     hooks: Sequence[EpochEndHook] = (),
+    multitask: MultiTaskObjective | None = None,
 ) -> FitResult:
     """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
 
@@ -105,7 +107,9 @@ def fit(
     `Diverged` when the epoch's mean objective is not finite. With `checkpoint_dir`, training
     continues after the checkpoint found there (if any) and, when `cfg.checkpoint_every` > 0,
     saves one every that many epochs (`train/checkpoint.py`): a resumed run ends exactly as an
-    uninterrupted one would (on CPU, same seed).
+    uninterrupted one would (on CPU, same seed). With `multitask` (a multi-task dataset and model),
+    each batch's gradients come from `multitask.backward` (per-sub-task losses, then the task
+    weighting) instead of `weighting(loss(...)).backward()`; everything else is this same loop.
     """
     device = resolve_device(cfg.device)
     apply_determinism(cfg.deterministic, device, cfg.compile)
@@ -113,10 +117,14 @@ def fit(
         torch.cuda.reset_peak_memory_stats(device)
     fmt = memory_format(model)
     model.to(device, memory_format=fmt), loss.to(device), weighting.to(device)
+    if multitask is not None:
+        multitask.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
+    groups = param_groups(model, loss, weighting)
+    if multitask is not None:  # learnable task weights (UW, GradNorm, IMTL) follow the schedule too
+        groups[0]["params"] += [p for p in multitask.parameters() if p.requires_grad]
     opt = SGD(
-        param_groups(model, loss, weighting), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-        weight_decay=cfg.weight_decay,
+        groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
     )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
@@ -124,8 +132,15 @@ def fit(
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
-        for part, name in ((model, "model"), (loss, "loss"), (weighting, "weighting"), (opt, "opt")):
-            part.load_state_dict(saved[name])
+        for part, name in (
+            (model, "model"),
+            (loss, "loss"),
+            (weighting, "weighting"),
+            (opt, "opt"),
+            (multitask, "multitask"),
+        ):
+            if part is not None:
+                part.load_state_dict(saved[name])
         generator.set_state(saved["generator"])
         set_rng_state(saved["rng"])
         track.load(saved)
@@ -140,6 +155,8 @@ def fit(
     for epoch in bar:
         lr = set_lr(opt, cfg, epoch)
         weighting.on_epoch_start(epoch)
+        if multitask is not None:
+            multitask.on_epoch_start(epoch)
         model.train()
         order = sampler.epoch_indices(epoch, generator).to(device)
         if cfg.max_steps:  # smoke runs of paper-sized grids: the first max_steps batches only
@@ -153,16 +170,19 @@ def fit(
             with autocast(cfg.precision, device):
                 feats = model.features(to_format(xb, fmt))
                 logits = model.head(feats)
-            objective = weighting(loss(logits.float(), yb), yb, logits.float(), feats.float())
             opt.zero_grad(set_to_none=True)
-            objective.backward()
+            if multitask is None:
+                objective = weighting(loss(logits.float(), yb), yb, logits.float(), feats.float())
+                objective.backward()
+            else:  # per-sub-task losses -> the task weighting writes the gradients
+                objective = multitask.backward(model, logits.float(), yb, feats.float())
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(
                     [p for g in opt.param_groups for p in g["params"]], cfg.grad_clip
                 )
             opt.step()
             total += objective.detach() * len(idx)
-        for part in (loss, weighting, *hooks):
+        for part in (loss, weighting, *hooks) if multitask is None else (loss, weighting, multitask, *hooks):
             part.on_epoch_end(epoch, model)
         train_loss = float(total) / max(1, len(order))  # the epoch's one host synchronisation
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
@@ -170,14 +190,18 @@ def fit(
             track.history.append(row)
             raise Diverged(epoch, train_loss, track.history)
         if is_due(cfg, epoch):
+            scale = (
+                loss.logit_scale if multitask is None else 1.0
+            )  # multi-task outputs mix sub-tasks: never rescaled
             with autocast(cfg.precision, device):
-                last = evaluator.evaluate(model, track.splits, logit_scale=loss.logit_scale)
+                last = evaluator.evaluate(model, track.splits, logit_scale=scale)
             shown = track.evaluated(row, last)
             bar.set_postfix_str(f"loss {train_loss:.3f}, {shown}")
         track.history.append(row)
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             save_checkpoint(checkpoint_dir, dict(
                 model=model.state_dict(), loss=loss.state_dict(), weighting=weighting.state_dict(),
+                multitask=None if multitask is None else multitask.state_dict(),
                 opt=opt.state_dict(), generator=generator.get_state(), rng=rng_state(), epoch=epoch,
                 spent_s=time.perf_counter() - start, **track.state(),
             ))  # fmt: skip
