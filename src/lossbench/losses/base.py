@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from lossbench.limits import Limit
 
 
 class Loss(nn.Module, metaclass=ABCMeta):
@@ -22,6 +25,8 @@ class Loss(nn.Module, metaclass=ABCMeta):
     """
 
     logit_scale: float = 1.0
+    # Declared limits ("with gamma=0 this is `ce`"), verified by `lossbench check` (see lossbench.limits).
+    limits: ClassVar[tuple[Limit, ...]] = ()
 
     def fit(self, class_counts: Sequence[int]) -> None:
         """See the training-set class counts (length C). Default: nothing to do."""

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 
 
@@ -23,6 +24,8 @@ class CDTLoss(Loss):
     Args:
         gamma: Temperature exponent (>= 0).
     """
+
+    limits = (Limit(equals="ce", params={"gamma": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     temperature: Tensor
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from lossbench.limits import Limit
 
 
 class Weighting(nn.Module, metaclass=ABCMeta):
@@ -16,6 +19,9 @@ class Weighting(nn.Module, metaclass=ABCMeta):
     `forward(losses, targets, logits, features)` on every batch; most recipes read only `losses`
     and `targets`. Learnable parameters, if any, are added to the optimizer by the loop.
     """
+
+    # Declared limits ("with power=0 this is `none`"), verified by `lossbench check` (lossbench.limits).
+    limits: ClassVar[tuple[Limit, ...]] = ()
 
     def fit(self, class_counts: Sequence[int]) -> None:
         """See the training-set class counts (length C). Default: nothing to do."""
