@@ -113,8 +113,8 @@ def cmd_run(args: Sequence[str]) -> None:
     """Hand `args` to the Hydra app; exit non-zero if any cell failed."""
     cells: list[tuple[str, str]] = []
     if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
-        cells = preflight(args)
         check_user_options(args)
+        cells = preflight(args)
     from hydra.core.global_hydra import GlobalHydra
     from tqdm.auto import tqdm
 
@@ -205,9 +205,13 @@ def check_user_options(args: Sequence[str]) -> None:
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
+    try:
+        combos = expand_overrides(overrides, multirun)
+    except Exception:  # a config error: preflight reports it in one line
+        return
     named = {
         (group, value)
-        for combo in expand_overrides(overrides, multirun)
+        for combo in combos
         for group, _, value in (o.partition("=") for o in combo)
         if group in GROUPS and value in user_options(group)
     }
@@ -221,7 +225,7 @@ def check_user_options(args: Sequence[str]) -> None:
         shapes = {MODEL_INPUT}
         if group == "model":  # check the model on the inputs of the datasets it is run on
             shapes = set()
-            for combo in expand_overrides(overrides, multirun):
+            for combo in combos:
                 if f"model={name}" in combo:
                     cfg = compose(combo)
                     shapes.add(tuple(instantiate(cfg.dataset, _convert_="all").load().input_shape))

@@ -149,16 +149,24 @@ def _locate(target: str, yaml: Path) -> None:
                 f"{yaml}: _target_ {target!r}: no module named {exc.name!r}; put {exc.name.replace('.', '/')}.py "
                 "in the working directory or on PYTHONPATH"
             ) from exc
-        raise ContractError(f"{yaml}: _target_ {target!r}: importing {module_name} failed: {exc}") from exc
-    except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
         raise ContractError(
-            f"{yaml}: _target_ {target!r}: importing {module_name} failed at {frame.filename}:{frame.lineno}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{yaml}: _target_ {target!r}: importing {module_name} failed at {_site(exc)}: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise ContractError(
+            f"{yaml}: _target_ {target!r}: importing {module_name} failed at {_site(exc)}: {type(exc).__name__}: {exc}"
         ) from exc
     if not hasattr(module, attr):
         found = getattr(module, "__file__", module_name)
         raise ContractError(f"{yaml}: _target_ {target!r}: {found} has no {attr!r}")
+
+
+def _site(exc: BaseException) -> str:
+    """`file:line` where an import failed (the user's file, not importlib's frames)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "import"
 
 
 def check(
@@ -182,7 +190,7 @@ def check(
             fn(subject)
             outcomes.append(Outcome(check_name, True))
         except Exception as exc:
-            outcomes.append(Outcome(check_name, False, f"{type(exc).__name__}: {exc}".strip()))
+            outcomes.append(Outcome(check_name, False, _reason(exc)))
             if stop_early:
                 break
     for limit in getattr(type(component), "limits", ()):
@@ -190,8 +198,13 @@ def check(
             _check_limit(group, name, limit)
             outcomes.append(Outcome(f"limit: {limit.describe()}", True))
         except Exception as exc:
-            outcomes.append(Outcome(f"limit: {limit.describe()}", False, f"{type(exc).__name__}: {exc}"))
+            outcomes.append(Outcome(f"limit: {limit.describe()}", False, _reason(exc)))
     return outcomes
+
+
+def _reason(exc: BaseException) -> str:
+    """A failed check's reason: the message of a contract assertion, else the exception and its message."""
+    return str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
 
 
 def first_failure(group: str, name: str, input_shape: Sequence[int] = MODEL_INPUT) -> str | None:
@@ -200,8 +213,9 @@ def first_failure(group: str, name: str, input_shape: Sequence[int] = MODEL_INPU
     if failed is None:
         return None
     if failed.check == "builds":
-        return f"{where(group, name)}: {failed.detail}"
-    return f"{where(group, name)} fails the {failed.check!r} check: {failed.detail}"
+        return f"{group} {name!r}: {failed.detail}"
+    source = source_of(build(group, name, **_runtime(group, input_shape)))
+    return f"{where(group, name)}, defined in {source}, fails the {failed.check!r} check: {failed.detail}"
 
 
 def _runtime(group: str, input_shape: Sequence[int] = MODEL_INPUT) -> dict[str, Any]:
