@@ -11,6 +11,15 @@ from omegaconf import DictConfig
 from lossbench.config import CONFIG_DIR, compose, compose_with_hydra, options  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def options_for(group: str, kind: str = "classification") -> list[str]:
+    """The options of `group` that support task kind `kind` (datasets: of that kind)."""
+    from lossbench.tasks.compatible import options_for as of_kind
+
+    return of_kind(CONFIG_DIR, group, kind)
+
+
 SMALL = ["dataset=synthetic", "dataset.n_max=40", "dataset.test_per_class=20", "dataset.val_per_class=10",
          "trainer=smoke", "store=memory"]  # fmt: skip
 

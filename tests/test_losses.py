@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from lossbench.config import options
 from lossbench.losses import build_loss
+from tests.conftest import options_for
 
 COUNTS = [50, 20, 5]
-LOSSES = options("loss")
+LOSSES = options_for("loss")  # classification losses (regression ones: tests/test_regression.py)
 
 
 def batch(n=8, c=3, dtype=torch.float32, seed=0):

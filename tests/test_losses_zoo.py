@@ -17,6 +17,8 @@ from torchvision.ops import sigmoid_focal_loss
 
 from lossbench.config import CONFIG_DIR
 from lossbench.losses import build_loss as build_loss_via_hydra
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import classification_stats
 
 COUNTS = [50, 20, 5]
 L3 = math.log(3.0)
@@ -33,7 +35,7 @@ def build_loss(name, class_counts, **params):
     target = node.pop("_target_")
     assert set(params) <= set(node), f"{name} has no parameter(s) {set(params) - set(node)}"
     loss = get_class(target)(**{**node, **params})
-    loss.fit(list(class_counts))
+    prepare(*classification_stats(class_counts), loss)
     return loss
 
 

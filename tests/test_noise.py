@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from lossbench.config import compose, options
+from lossbench.config import compose
 from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP, LabelNoise, noisify, transition_matrix
+from tests.conftest import options_for
 
 
 def test_symmetric_matrix_flips_to_other_classes_only():
@@ -74,7 +75,7 @@ def test_clean_val_keeps_validation_labels():
     assert noisy.meta["noise"]["realised"]["train"] > 0.1
 
 
-@pytest.mark.parametrize("name", options("dataset"))
+@pytest.mark.parametrize("name", options_for("dataset"))  # label noise: classification datasets
 def test_every_dataset_has_the_noise_key(name):
     cfg = compose([f"dataset={name}"]).dataset
     assert cfg.noise.kind == "none" and cfg.noise.rate == 0.0

@@ -58,7 +58,7 @@ class MyModel(MLP):
 class MyStage2(Stage2):
     """Leaves the trained model as it is."""
 
-    def apply(self, model, data, trainer, seed):
+    def apply(self, model, data, trainer, seed, evaluator):
         return None
 '''
 YAMLS = {

@@ -2,14 +2,13 @@ import pytest
 import sqlalchemy as sa
 
 from lossbench import run
-from lossbench.config import options
 from lossbench.report.load import load_runs
 from lossbench.report.tables import render_table, summarize
 from lossbench.store.db import Store, runs
-from tests.conftest import small_cfg
+from tests.conftest import options_for, small_cfg
 
 
-@pytest.mark.parametrize("loss", options("loss"))
+@pytest.mark.parametrize("loss", options_for("loss"))
 def test_one_tiny_run_per_loss_writes_a_record(loss, tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     cfg, choices = small_cfg([f"loss={loss}", "weighting=drw"], store_url=url)

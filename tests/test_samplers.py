@@ -10,6 +10,7 @@ from scipy.stats import chisquare
 from lossbench.config import compose, options
 from lossbench.samplers.by_class import ClassProbabilitySampler
 from lossbench.samplers.class_balanced import ClassBalancedSampler
+from lossbench.tasks.classification import ClassificationTask, classification_stats
 
 COUNTS = [120, 40, 12, 4, 0, 24]  # one empty class on purpose
 SAMPLERS = options("sampler")
@@ -33,7 +34,7 @@ def build(name, **params):
     for k, v in params.items():
         node[k] = v
     sampler = instantiate(node, _convert_="all")
-    sampler.fit(labels(), len(COUNTS))
+    sampler.fit(ClassificationTask(COUNTS), labels())
     return sampler
 
 
@@ -85,7 +86,7 @@ def test_class_balanced_and_sqrt_targets_hand_worked():
 def test_class_balanced_draws_uniformly_within_a_class():
     y = labels()
     sampler = ClassBalancedSampler()
-    sampler.fit(y, len(COUNTS))
+    sampler.fit(ClassificationTask(COUNTS), y)
     g = torch.Generator().manual_seed(0)
     idx = torch.cat([sampler.epoch_indices(e, g) for e in range(20)])
     head = idx[y[idx] == 0]  # draws of the 120-example class
@@ -119,7 +120,7 @@ def test_drs_is_a_permutation_before_start_epoch():
 def test_drs_reference_weights_hand_worked():
     # counts (2, 1), beta 0.5: per-example weights (1-b)/(1-b^n) = (2/3, 1); class mass n_c w_c = (4/3, 1)
     sampler = build("drs", start_epoch=0, beta=0.5)
-    sampler.fit(torch.tensor([0, 0, 1]), 2)
+    sampler.fit(*classification_stats([2, 1]))
     torch.testing.assert_close(
         sampler.class_probabilities(0), torch.tensor([4 / 7, 3 / 7], dtype=torch.float64)
     )

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 from lossbench import cli, run
 from lossbench.config import compose, options
+from lossbench.data.spec import Split
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.models.heads import NormedLinear
 from lossbench.samplers.instance import InstanceSampler
@@ -19,7 +21,9 @@ from lossbench.stage2.posthoc_la import PosthocLogitAdjustment
 from lossbench.stage2.tau_norm import TAU_GRID, TauNormalization, tau_normalized
 from lossbench.stage2.weight_balancing import WeightBalancing, maxnorm_radius, project_maxnorm
 from lossbench.store.db import Store, runs
+from lossbench.tasks.base import prepare
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, fit
 from lossbench.weighting.none import NoWeighting
 from tests.conftest import SMALL, small_cfg
@@ -36,12 +40,14 @@ def trained():
     trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
-    sampler = InstanceSampler()
-    sampler.fit(data.train.y, data.num_classes)
-    weighting = NoWeighting()
-    weighting.fit(list(data.class_counts))
-    stage1 = fit(model, CrossEntropyLoss(), weighting, sampler, data, trainer, seed=0)
+    loss, sampler, weighting = CrossEntropyLoss(), InstanceSampler(), NoWeighting()
+    prepare(data.task, data.train.y, loss, weighting, sampler)
+    stage1 = fit(model, loss, weighting, sampler, data, trainer, seed=0)
     return model, data, trainer, stage1
+
+
+def ev(data, trainer):
+    return Evaluator.of(data, trainer, torch.device("cpu"))
 
 
 def fresh(trained):
@@ -79,7 +85,9 @@ def test_one_tiny_run_per_stage2_writes_the_final_metrics(name, tmp_path):
 
 def test_final_metrics_are_those_of_the_adjusted_model(trained):
     model, data, trainer, stage1 = fresh(trained)
-    result = PosthocLogitAdjustment(tau=1.0).run(model, data, trainer, 0, stage1=stage1)
+    result = PosthocLogitAdjustment(tau=1.0).run(
+        model, data, trainer, 0, stage1=stage1, evaluator=ev(data, trainer)
+    )
     logits = logits_of(model, data.test.x)
     acc = (logits.argmax(1) == data.test.y).double().mean().item()
     assert result.metrics["last/test/acc"] == pytest.approx(acc)
@@ -90,7 +98,7 @@ def test_final_metrics_are_those_of_the_adjusted_model(trained):
 def test_posthoc_la_with_tau_zero_changes_nothing(trained):
     model, data, trainer, stage1 = fresh(trained)
     before = logits_of(model, data.test.x)
-    PosthocLogitAdjustment(tau=0.0).apply(model, data, trainer, 0)
+    PosthocLogitAdjustment(tau=0.0).apply(model, data, trainer, 0, ev(data, trainer))
     torch.testing.assert_close(logits_of(model, data.test.x), before)
 
 
@@ -99,7 +107,7 @@ def test_posthoc_la_subtracts_tau_log_prior_on_the_loss_scale(trained):
     before = logits_of(model, data.test.x)
     counts = torch.tensor(data.class_counts, dtype=torch.float64)  # (40, 22, 12, 7, 4)
     log_prior = (counts / counts.sum()).log().float()
-    PosthocLogitAdjustment(tau=1.5, logit_scale=30.0).apply(model, data, trainer, 0)
+    PosthocLogitAdjustment(tau=1.5, logit_scale=30.0).apply(model, data, trainer, 0, ev(data, trainer))
     torch.testing.assert_close(logits_of(model, data.test.x), before - 1.5 * log_prior / 30.0)
     assert math.isclose(log_prior[0].item(), math.log(40 / 85), rel_tol=1e-6)
 
@@ -120,7 +128,7 @@ def test_tau_norm_replaces_the_head_bias_free(trained):
     model, data, trainer, stage1 = fresh(trained)
     weight = model.head.weight.detach().clone()
     feats = model.features(data.test.x[:5]).detach()
-    TauNormalization(tau=1.0).apply(model, data, trainer, 0)
+    TauNormalization(tau=1.0).apply(model, data, trainer, 0, ev(data, trainer))
     assert model.head.bias is None
     expected = feats @ (weight / weight.norm(dim=1, keepdim=True)).T
     torch.testing.assert_close(logits_of(model, data.test.x[:5]), expected)
@@ -128,20 +136,23 @@ def test_tau_norm_replaces_the_head_bias_free(trained):
 
 def test_tau_norm_auto_selects_on_validation(trained):
     model, data, trainer, stage1 = fresh(trained)
-    result = TauNormalization(tau="auto").apply(model, data, trainer, 0)
+    result = TauNormalization(tau="auto").apply(model, data, trainer, 0, ev(data, trainer))
     tau = result.metrics["stage2/tau"]
     assert tau in TAU_GRID
     chosen = result.metrics["last/val/acc"]
     for t in (0.0, 0.5, 1.0, 2.0):  # a few grid points: none beats the selected tau on validation
         m = copy.deepcopy(trained[0])
-        assert TauNormalization(tau=t).apply(m, data, trainer, 0).metrics["last/val/acc"] <= chosen
+        assert (
+            TauNormalization(tau=t).apply(m, data, trainer, 0, ev(data, trainer)).metrics["last/val/acc"]
+            <= chosen
+        )
 
 
 def test_crt_freezes_features_and_retrains_a_fresh_head(trained):
     model, data, trainer, stage1 = fresh(trained)
     body = {k: v.clone() for k, v in model.body.state_dict().items()}
     head = model.head.weight.detach().clone()
-    result = ClassifierRetraining(epochs=2, lr=0.05).apply(model, data, trainer, seed=0)
+    result = ClassifierRetraining(epochs=2, lr=0.05).apply(model, data, trainer, 0, ev(data, trainer))
     for k, v in model.body.state_dict().items():
         torch.testing.assert_close(v, body[k], rtol=0, atol=0)
     assert isinstance(model.head, nn.Linear) and not torch.allclose(model.head.weight, head)
@@ -152,7 +163,7 @@ def test_crt_freezes_features_and_retrains_a_fresh_head(trained):
 def test_crt_replaces_a_cosine_head_by_a_linear_one(trained):
     model, data, trainer, stage1 = fresh(trained)
     model.head = NormedLinear(model.head.in_features, data.num_classes)
-    ClassifierRetraining(epochs=1).apply(model, data, trainer, seed=0)
+    ClassifierRetraining(epochs=1).apply(model, data, trainer, 0, ev(data, trainer))
     assert type(model.head) is nn.Linear
 
 
@@ -169,7 +180,7 @@ def test_weight_balancing_projects_and_keeps_features(trained):
     body = {k: v.clone() for k, v in model.body.state_dict().items()}
     radius = maxnorm_radius(model.head.weight, 0.1)
     head = model.head
-    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, seed=0)
+    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, 0, ev(data, trainer))
     assert model.head is head  # fine-tuned, not re-initialised
     assert (model.head.weight.norm(dim=1) <= radius * (1 + 1e-5)).all()
     for k, v in model.body.state_dict().items():
@@ -229,7 +240,34 @@ def test_no_orphan_stage2():
 def test_divergence_in_stage2_is_reported_with_both_histories(trained):
     model, data, trainer, stage1 = fresh(trained)
     with pytest.raises(Diverged) as exc:
-        ClassifierRetraining(epochs=2, lr=1e30).run(model, data, trainer, 0, stage1=stage1)
+        ClassifierRetraining(epochs=2, lr=1e30).run(
+            model, data, trainer, 0, stage1=stage1, evaluator=ev(data, trainer)
+        )
     epochs = [h["epoch"] for h in exc.value.history]
     assert epochs[: len(stage1.history)] == [h["epoch"] for h in stage1.history]
     assert epochs[len(stage1.history)] == trainer.epochs and exc.value.history[-1]["stage"] == 2
+
+
+@pytest.mark.parametrize("name", ["posthoc_la", "tau_norm"])
+def test_post_hoc_stages_run_without_a_validation_split(name):
+    """Paper presets set val_per_class=0: the one evaluator skips the empty split (no torch.cat of nothing)."""
+    cfg, choices = small_cfg(["dataset.val_per_class=0", f"stage2={name}"])
+    assert run.run_cell(cfg, choices) == "completed"
+
+
+def test_tau_auto_without_a_validation_split_says_what_to_do(trained):
+    model, data, trainer, _ = fresh(trained)
+    empty = dataclasses.replace(data, val=Split(data.val.x[:0], data.val.y[:0]))
+    with pytest.raises(ValueError, match="validation split, which is empty.*stage2.tau"):
+        TauNormalization(tau="auto").apply(model, empty, trainer, 0, ev(empty, trainer))
+
+
+def test_weight_balancing_projects_through_the_epoch_end_hook_not_an_optimizer_hook(trained):
+    from torch.optim.optimizer import _global_optimizer_post_hooks
+
+    model, data, trainer, _ = fresh(trained)
+    before = len(_global_optimizer_post_hooks)
+    radius = maxnorm_radius(model.head.weight, 0.1)
+    WeightBalancing(epochs=2, lr=0.05, thresh=0.1).apply(model, data, trainer, 0, ev(data, trainer))
+    assert len(_global_optimizer_post_hooks) == before  # nothing process-wide was registered
+    assert (model.head.weight.norm(dim=1) <= radius + 1e-5).all()

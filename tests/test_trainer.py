@@ -5,6 +5,7 @@ import torch
 from hydra.utils import instantiate
 
 from lossbench.losses import build_loss
+from lossbench.tasks.base import prepare
 from lossbench.train.config import TrainerConfig
 from lossbench.train.loop import Diverged, fit
 from lossbench.weighting import build_weighting
@@ -46,12 +47,8 @@ def _parts(overrides=()):
     data = instantiate(cfg.dataset).load()
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
-    loss = instantiate(cfg.loss)
-    loss.fit(data.class_counts)
-    weighting = instantiate(cfg.weighting)
-    weighting.fit(data.class_counts)
-    sampler = instantiate(cfg.sampler)
-    sampler.fit(data.train.y, data.num_classes)
+    loss, weighting, sampler = instantiate(cfg.loss), instantiate(cfg.weighting), instantiate(cfg.sampler)
+    prepare(data.task, data.train.y, loss, weighting, sampler)
     trainer = TrainerConfig(**{**cfg.trainer, "epochs": 3, "eval_every": 1})
     return model, loss, weighting, sampler, data, trainer
 

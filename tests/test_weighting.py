@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from lossbench.config import options
 from lossbench.weighting import build_weighting, class_weights
+from tests.conftest import options_for
 
 COUNTS = [60, 20, 5]
-WEIGHTINGS = options("weighting")
+WEIGHTINGS = options_for("weighting")  # on class counts (regression-only ones: tests/test_regression.py)
 
 
 def batch(n=12, seed=0):

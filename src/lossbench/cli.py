@@ -99,6 +99,9 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
                 TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 _fail(f"invalid trainer: {exc}")
+            from lossbench.run import check_task_kinds
+
+            check_task_kinds(cfg)  # a recipe that does not support the dataset's task kind: ValueError
     except MissingConfigException as exc:
         missing = (exc.missing_cfg_file or "").split("/")
         if len(missing) == 2 and exc.options is not None:
@@ -169,7 +172,7 @@ def cmd_list(ns: argparse.Namespace) -> None:
         width = max((len(n) for n in names), default=0)
         for name in names:
             mark = f"[user: {mine[name]}] " if name in mine else ""
-            print(f"  {name:<{width}}  {mark}{describe(group, name)}")
+            print(f"  {name:<{width}}  {mark}{_kinds(group, name)}{describe(group, name)}")
 
 
 def cmd_check(ns: argparse.Namespace) -> None:
@@ -233,6 +236,19 @@ def check_user_options(args: Sequence[str]) -> None:
             problem = first_failure(group, name, input_shape=shape)
             if problem:
                 _fail(f"{problem}; see `lossbench check {group}={name}`")
+
+
+def _kinds(group: str, name: str) -> str:
+    """`[classification, regression] ` for options that declare task kinds (datasets: their one kind)."""
+    from lossbench.config import option_file
+    from lossbench.tasks.compatible import RECIPE_GROUPS, kind_of_dataset, kinds_of, target_of
+
+    root = option_file(group, name).parents[1]  # the built-in configs or the user's directory
+    if group == "dataset":
+        return f"[{kind_of_dataset(target_of(root, group, name))}] "
+    if group in RECIPE_GROUPS:
+        return f"[{', '.join(kinds_of(target_of(root, group, name)))}] "
+    return ""
 
 
 def cmd_status(ns: argparse.Namespace) -> None:

@@ -39,6 +39,9 @@ from torch import Tensor
 from lossbench.config import check_option, compose, option_file, user_config_dirs, user_options
 from lossbench.data.spec import DataSpec, Split
 from lossbench.limits import Limit
+from lossbench.tasks.base import CLASSIFICATION, prepare
+from lossbench.tasks.classification import ClassificationTask
+from lossbench.tasks.compatible import RECIPE_GROUPS, kinds_of
 
 COUNTS = (50, 20, 5)  # long-tailed training counts the components are fitted to
 SAMPLER_COUNTS = (60, 20, 6, 2, 0, 12)  # one empty class on purpose
@@ -73,13 +76,11 @@ class Outcome:
 def fit_component(group: str, component: Any, data: DataSpec) -> None:
     """Show `component` the training statistics of `data`, as `run.py` does before training.
 
-    The one place the checker calls a component's `fit`, so a change of the `fit` signature is a
-    change here only.
+    The one place the checker fits a component (`tasks.base.prepare`, the one `fit(task, targets)`
+    of losses, weightings, samplers and second stages).
     """
-    if group in ("loss", "weighting"):
-        component.fit(list(data.class_counts))
-    elif group == "sampler":
-        component.fit(data.train.y, data.num_classes)
+    if group in RECIPE_GROUPS:
+        prepare(data.task, data.train.y, component)
 
 
 def tiny_data(
@@ -95,8 +96,8 @@ def tiny_data(
         return Split(x=means[y] * 2 + torch.randn(len(y), *input_shape, generator=g), y=y)
 
     return DataSpec(name="tiny", train=split(class_counts), val=split([5] * num_classes),
-                    test=split([5] * num_classes), num_classes=num_classes,
-                    class_counts=tuple(int(n) for n in class_counts), input_shape=tuple(input_shape))  # fmt: skip
+                    test=split([5] * num_classes), task=ClassificationTask(tuple(int(n) for n in class_counts)),
+                    input_shape=tuple(input_shape))  # fmt: skip
 
 
 def where(group: str, name: str) -> str:
@@ -184,6 +185,9 @@ def check(
     except ContractError as exc:
         return [Outcome("builds", False, str(exc))]
     outcomes = [Outcome("builds", True)]
+    if group in RECIPE_GROUPS and CLASSIFICATION not in kinds_of(component):
+        kinds = ", ".join(kinds_of(component))
+        return [*outcomes, Outcome("classification contract", True, f"skipped: supports {kinds} only")]
     subject = Subject(group, name, component, shape)
     for check_name, fn in CHECKS.get(group, {}).items():
         try:
@@ -415,16 +419,20 @@ def _dataset_loads(s: Subject) -> None:
     data = dataset.load()
     _require(isinstance(data, DataSpec), f"load() returned {type(data).__name__}, not a DataSpec")
     for split in ("train", "val", "test"):
-        s = getattr(data, split)
+        part = getattr(data, split)
         _require(
-            s.x.is_floating_point() and bool(torch.isfinite(s.x).all()), f"{split}.x must be finite floats"
+            part.x.is_floating_point() and bool(torch.isfinite(part.x).all()),
+            f"{split}.x must be finite floats",
         )
-        _require(s.y.dtype == torch.int64, f"{split}.y must be int64, got {s.y.dtype}")
+        _require(tuple(part.x.shape[1:]) == tuple(data.input_shape), f"{split}.x rows are not input_shape")
+        if data.task.kind != CLASSIFICATION:  # regression targets: finite floats
+            _require(bool(torch.isfinite(part.y.float()).all()), f"{split}.y must be finite")
+            continue
+        _require(part.y.dtype == torch.int64, f"{split}.y must be int64, got {part.y.dtype}")
         _require(
-            len(s) == 0 or bool((s.y >= 0).all() & (s.y < data.num_classes).all()),
+            len(part) == 0 or bool((part.y >= 0).all() & (part.y < data.task.output_width).all()),
             f"{split}.y outside [0, C)",
         )
-        _require(tuple(s.x.shape[1:]) == tuple(data.input_shape), f"{split}.x rows are not input_shape")
 
 
 # --- model ------------------------------------------------------------------------------------------
@@ -484,6 +492,7 @@ def _stage2_applies(s: Subject) -> None:
     from lossbench.samplers.instance import InstanceSampler
     from lossbench.stage2.base import Stage2
     from lossbench.train.config import TrainerConfig
+    from lossbench.train.evaluate import Evaluator
     from lossbench.train.loop import fit
     from lossbench.weighting.none import NoWeighting
 
@@ -493,18 +502,22 @@ def _stage2_applies(s: Subject) -> None:
     cfg = compose([*BASE_OVERRIDES, "trainer.epochs=2", "model=mlp", "model.hidden=[8]"])
     trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     torch.manual_seed(0)
-    model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
+    model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.task.output_width)
     loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
     for component_group, component in (("loss", loss), ("weighting", weighting), ("sampler", sampler)):
         fit_component(component_group, component, data)
-    stage1 = fit(model, loss, weighting, sampler, data, trainer, seed=0)
-    result = stage2.run(model, data, trainer, 0, stage1=stage1)
+    fit_component("stage2", stage2, data)
+    evaluator = Evaluator.of(data, trainer, torch.device("cpu"))
+    stage1 = fit(model, loss, weighting, sampler, data, trainer, seed=0, evaluator=evaluator)
+    result = stage2.run(model, data, trainer, 0, stage1=stage1, evaluator=evaluator)
     acc = result.metrics.get("last/test/acc")
     _require(acc is not None and 0.0 <= float(acc) <= 1.0, f"no valid last/test/acc after stage 2 ({acc})")
     model.eval()
     with torch.no_grad():
         logits = model(data.test.x)
-    _require(logits.shape == (len(data.test), data.num_classes), f"final model gives {tuple(logits.shape)}")
+    _require(
+        logits.shape == (len(data.test), data.task.output_width), f"final model gives {tuple(logits.shape)}"
+    )
     _require(bool(torch.isfinite(logits).all()), "final model gives non-finite logits")
 
 

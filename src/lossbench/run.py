@@ -15,7 +15,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.config import CONFIG_DIR
@@ -23,8 +23,11 @@ from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 from lossbench.store.db import ClaimLost, Store
 from lossbench.store.record import RunRecord
+from lossbench.tasks.base import prepare
+from lossbench.tasks.compatible import RECIPE_GROUPS, check_compatible, kind_of_dataset
 from lossbench.train.checkpoint import remove_checkpoints
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import Diverged, fit, resolve_device, seed_everything
 
 log = logging.getLogger("lossbench")
@@ -55,8 +58,42 @@ class Components:
     trainer: TrainerConfig
 
 
-def build_components(cfg: DictConfig) -> Components:
-    """Instantiate the cheap components; invalid parameters raise here, before any training."""
+def check_task_kinds(cfg: DictConfig, choices: dict[str, Any] | None = None) -> None:
+    """Raise `ValueError` (one line, naming the compatible options) if a recipe does not support the dataset's task kind.
+
+    Reads the classes' declarations only (`Dataset.task_kind`, `task_kinds`): nothing is built or loaded.
+    """
+    choices = choices or {}
+
+    def name(group: str) -> str:
+        return str(choices.get(group) or _option_of(group, cfg[group]))
+
+    kind = kind_of_dataset(get_class(str(cfg.dataset._target_)))
+    chosen = {group: (name(group), get_class(str(cfg[group]._target_))) for group in RECIPE_GROUPS}
+    check_compatible(CONFIG_DIR, name("dataset"), kind, chosen)
+
+
+def _option_of(group: str, node: DictConfig) -> str:
+    """The option of `group` whose YAML `node` was composed from (its class name if that is ambiguous).
+
+    Options sharing a `_target_` (the UCI tables, focal_l1/focal_mse) are told apart by their own values.
+    """
+    matches = []
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        yaml = OmegaConf.load(path)
+        if yaml.get("_target_") != node.get("_target_"):
+            continue
+        plain = [
+            k for k in yaml if not str(k).startswith("_") and not OmegaConf.is_interpolation(yaml, str(k))
+        ]
+        if all(k in node and node[k] == yaml[k] for k in plain):
+            matches.append(path.stem)
+    return matches[0] if len(matches) == 1 else str(node._target_).rsplit(".", 1)[-1]
+
+
+def build_components(cfg: DictConfig, choices: dict[str, Any] | None = None) -> Components:
+    """Instantiate the cheap components; invalid parameters and incompatible task kinds raise here, before any training."""
+    check_task_kinds(cfg, choices)
     return Components(
         dataset=instantiate(cfg.dataset, _convert_="all"),
         loss=instantiate(cfg.loss, _convert_="all"),
@@ -85,7 +122,7 @@ def get_store(cfg: DictConfig) -> Store:
 
 def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
     """Train and evaluate one cell; write its record. Returns its status (or `skipped`)."""
-    components = build_components(cfg)
+    components = build_components(cfg, choices)
     store = get_store(cfg)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), choices)  # type: ignore[arg-type]
     title = (
@@ -118,23 +155,26 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
         data = load_data(cfg, components.dataset)
         meta = dict(data.meta)
         seed_everything(int(cfg.seed))
-        model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.num_classes)
-        components.loss.fit(list(data.class_counts))
-        components.weighting.fit(list(data.class_counts))
-        components.sampler.fit(data.train.y, data.num_classes)
+        model = instantiate(cfg.model, input_shape=list(data.input_shape), num_classes=data.task.output_width)
+        c = components
+        prepare(data.task, data.train.y, c.loss, c.weighting, c.sampler, c.stage2)
+        evaluator = Evaluator.of(data, c.trainer, resolve_device(c.trainer.device))
         if sink is not None:
             sink.start(record.run_id, record.config, record.labels)
         result = fit(
             model, components.loss, components.weighting, components.sampler, data, components.trainer,
-            seed=int(cfg.seed), on_epoch_end=on_epoch_end, checkpoint_dir=ckpt,
+            seed=int(cfg.seed), on_epoch_end=on_epoch_end, checkpoint_dir=ckpt, evaluator=evaluator,
         )  # fmt: skip
         if result.resumed_from is not None:
             env["resumed_from_epoch"] = result.resumed_from
             log.info("resumed %s from its checkpoint after epoch %d", title, result.resumed_from)
         # stage 2 (cRT, tau-norm, ...): changes `model` in place; the metrics become the final model's
-        result = components.stage2.run(model, data, components.trainer, int(cfg.seed), stage1=result)
+        result = components.stage2.run(
+            model, data, c.trainer, int(cfg.seed), stage1=result, evaluator=evaluator
+        )
         status, metrics, rows = "completed", result.metrics, result.history
-        log.info("done %s: test/acc %.4f (last epoch)", title, metrics["last/test/acc"])
+        shown = "test/" + evaluator.select_metric.split("/", 1)[1]
+        log.info("done %s: %s %.4f (last epoch)", title, shown, metrics[f"last/{shown}"])
     except Diverged as exc:
         status, rows, error = "diverged", exc.history, str(exc)
         log.warning("diverged %s: %s", title, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from lossbench.data.longtail import (
 )
 from lossbench.data.noise import LabelNoise, apply_label_noise
 from lossbench.data.spec import DataSpec, Split
+from lossbench.tasks.base import CLASSIFICATION
+from lossbench.tasks.classification import ClassificationTask
 
 
 class Dataset(ABC):
@@ -29,6 +32,7 @@ class Dataset(ABC):
     `self.noise` (seeded by `self.data_seed`) to train and validation, so every dataset gets it.
     """
 
+    task_kind: ClassVar[str] = CLASSIFICATION  # the kind of `load().task`, known without loading
     noise: LabelNoise = LabelNoise()
     data_seed: int = 0
     asymmetric_map: Mapping[int, int] | None = None  # the dataset's published asymmetric-noise map
@@ -143,8 +147,7 @@ def longtail_spec(
         train=_split(prep(x[train_idx]), y[train_idx]),
         val=_split(prep(x[val_idx]), y[val_idx]),
         test=_split(prep(test_x), test_y),
-        num_classes=num_classes,
-        class_counts=tuple(counts),
+        task=ClassificationTask(tuple(counts)),
         input_shape=tuple(x.shape[1:]),
         meta=meta,
     )

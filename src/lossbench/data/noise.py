@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lossbench.data.spec import DataSpec, Split
+from lossbench.tasks.classification import ClassificationTask
 
 KINDS = ("none", "symmetric", "asymmetric", "pairflip")
 
@@ -114,6 +115,10 @@ def apply_label_noise(
     """
     if noise.kind == "none":
         return dataclasses.replace(spec, meta={**spec.meta, "noise": {"kind": "none", "rate": 0.0}})
+    if not isinstance(spec.task, ClassificationTask):
+        raise ValueError(
+            f"label noise flips class labels; {spec.name} is a {spec.task.kind} dataset (use noise.kind=none)"
+        )
     matrix = transition_matrix(noise.kind, noise.rate, spec.num_classes, class_map)
     rng = np.random.default_rng([seed, 1])
     splits = {"train": spec.train, "val": spec.val}
@@ -134,5 +139,5 @@ def apply_label_noise(
         "noise": {"kind": noise.kind, "rate": noise.rate, "clean_val": noise.clean_val, "realised": realised},
     }
     return dataclasses.replace(
-        spec, train=splits["train"], val=splits["val"], class_counts=tuple(counts), meta=meta
+        spec, train=splits["train"], val=splits["val"], task=ClassificationTask(tuple(counts)), meta=meta
     )

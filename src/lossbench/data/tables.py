@@ -16,6 +16,7 @@ from sklearn import datasets as skd
 from lossbench.data.base import Dataset, longtail_spec
 from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
 from lossbench.data.spec import DataSpec, Split
+from lossbench.tasks.classification import ClassificationTask
 
 
 def standardize(spec: DataSpec) -> DataSpec:
@@ -256,8 +257,7 @@ class UCITable(Dataset):
             train=split("train"),
             val=split("val"),
             test=split("test"),
-            num_classes=num_classes,
-            class_counts=tuple(counts),
+            task=ClassificationTask(tuple(counts)),
             input_shape=tuple(x.shape[1:]),
             meta=meta,
         )

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lossbench.losses.base import Loss
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import classification_stats
 
 
 def build_loss(name: str, class_counts: Sequence[int], **params: Any) -> Loss:
@@ -19,7 +21,7 @@ def build_loss(name: str, class_counts: Sequence[int], **params: Any) -> Loss:
     from lossbench.config import instantiate_option
 
     loss: Loss = instantiate_option("loss", name, **params)
-    loss.fit(list(class_counts))
+    prepare(*classification_stats(class_counts), loss)
     return loss
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
+from lossbench.tasks.base import Task
 
 
 class BalancedSoftmaxLoss(Loss):
@@ -28,8 +27,9 @@ class BalancedSoftmaxLoss(Loss):
         super().__init__()
         self.register_buffer("log_counts", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Store log n_c."""
+        class_counts = task.group_counts
         self.log_counts = counts_tensor(class_counts).log().float()
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:

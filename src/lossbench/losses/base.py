@@ -10,14 +10,21 @@ import torch
 from torch import Tensor, nn
 
 from lossbench.limits import Limit
+from lossbench.tasks.base import CLASSIFICATION, Task
 
 
 class Loss(nn.Module, metaclass=ABCMeta):
-    """Maps logits (N, C) and integer targets (N,) to per-example losses (N,). Never reduces.
+    """Maps model outputs (N, W) and targets (N,) to per-example losses (N,). Never reduces.
+
+    `W` is the task's `output_width` and the targets have its `target_dtype`: logits (N, C) and
+    int64 labels for classification, predictions (N, 1) and float targets for regression. The task
+    kinds a loss accepts are its `task_kinds` (classification unless a loss says otherwise).
 
     Reduction and any per-class or per-example weighting belong to a `Weighting`, so every loss
     composes with every recipe. Losses that depend on the training label distribution (LDAM,
-    balanced softmax, ...) read it in `fit(class_counts)`, which is called once before training.
+    balanced softmax, Balanced MSE, ...) read it in `fit(task, targets)`, called once before
+    training with the task (`task.group_counts`: training examples per class or label bin) and the
+    training targets (N,). `on_epoch_end(epoch, model)` is called after each epoch's last step.
 
     `logit_scale` is the factor the loss applies to the model's outputs before its softmax (LDAM's
     `s` on cosine logits); evaluation multiplies the logits by it, so NLL and ECE measure the
@@ -27,9 +34,16 @@ class Loss(nn.Module, metaclass=ABCMeta):
     logit_scale: float = 1.0
     # Declared limits ("with gamma=0 this is `ce`"), verified by `lossbench check` (see lossbench.limits).
     limits: ClassVar[tuple[Limit, ...]] = ()
+    fixed_lr: float | None = (
+        None  # a constant learning rate for this module's own parameters (None: the trainer's)
+    )
+    task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
 
-    def fit(self, class_counts: Sequence[int]) -> None:
-        """See the training-set class counts (length C). Default: nothing to do."""
+    def fit(self, task: Task, targets: Tensor) -> None:
+        """See the training statistics: the task and the training targets (N,). Default: nothing."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called after the last step of 0-based `epoch`, before evaluation. Default: nothing."""
 
     @abstractmethod
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +10,7 @@ from torch import Tensor
 
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.losses.multilabel import multilabel_targets
+from lossbench.tasks.base import Task
 
 
 class ClassBalancedSigmoidFocalLoss(Loss):
@@ -52,8 +52,9 @@ class ClassBalancedSigmoidFocalLoss(Loss):
         self.beta, self.gamma, self.prior_bias = float(beta), float(gamma), bool(prior_bias)
         self.register_buffer("class_weights", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the class weights from the effective numbers of the training counts."""
+        class_counts = task.group_counts
         counts = counts_tensor(class_counts)
         weights = (1.0 - self.beta) / (1.0 - self.beta**counts)
         self.class_weights = (weights / weights.sum() * len(counts)).float()

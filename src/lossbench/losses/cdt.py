@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
+from lossbench.tasks.base import Task
 
 
 class CDTLoss(Loss):
@@ -36,8 +35,9 @@ class CDTLoss(Loss):
         self.gamma = float(gamma)
         self.register_buffer("temperature", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the temperatures `(n_max / n_c)^gamma`."""
+        class_counts = task.group_counts
         counts = counts_tensor(class_counts)
         self.temperature = ((counts.max() / counts) ** self.gamma).float()
 

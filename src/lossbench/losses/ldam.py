@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
+from lossbench.tasks.base import Task
 
 
 class LDAMLoss(Loss):
@@ -40,8 +39,9 @@ class LDAMLoss(Loss):
         self.logit_scale = self.s  # evaluation scores softmax(s * z), the distribution LDAM trains
         self.register_buffer("margins", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the per-class margins from the training counts."""
+        class_counts = task.group_counts
         m = counts_tensor(class_counts) ** -0.25
         self.margins = (m * (self.max_m / m.max())).float()
 

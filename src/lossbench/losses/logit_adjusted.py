@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
+from lossbench.tasks.base import Task
 
 
 class LogitAdjustedLoss(Loss):
@@ -38,8 +37,9 @@ class LogitAdjustedLoss(Loss):
         self.tau = float(tau)
         self.register_buffer("log_prior", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Store log pi_c."""
+        class_counts = task.group_counts
         counts = counts_tensor(class_counts)
         self.log_prior = (counts / counts.sum()).log().float()
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
+from lossbench.tasks.base import Task
 
 
 class VSLoss(Loss):
@@ -43,8 +42,9 @@ class VSLoss(Loss):
         self.register_buffer("scale", torch.zeros(0))
         self.register_buffer("shift", torch.zeros(0))
 
-    def fit(self, class_counts: Sequence[int]) -> None:
+    def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the per-class scale `(n_c / n_max)^gamma` and shift `tau * log pi_c`."""
+        class_counts = task.group_counts
         counts = counts_tensor(class_counts)
         self.scale = ((counts / counts.max()) ** self.gamma).float()
         self.shift = (self.tau * (counts / counts.sum()).log()).float()

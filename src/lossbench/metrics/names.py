@@ -8,4 +8,8 @@ HIGHER_IS_BETTER = {
     "acc": True, "balanced_acc": True, "macro_f1": True, "worst_class_acc": True,
     "many_acc": True, "medium_acc": True, "few_acc": True, "nll": False, "ece": False,
     "train_time_s": False, "peak_mem_mb": False, "duration_s": False,
+    # regression (errors: lower is better; Pearson r: higher)
+    "mse": False, "mae": False, "gm": False, "balanced_mse": False, "balanced_mae": False, "pearson": True,
+    "many_mae": False, "medium_mae": False, "few_mae": False, "many_mse": False, "medium_mse": False,
+    "few_mse": False, "many_gm": False, "medium_gm": False, "few_gm": False,
 }  # fmt: skip

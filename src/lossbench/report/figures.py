@@ -16,6 +16,12 @@ from lossbench.report import plots
 from lossbench.report.load import load_history
 from lossbench.report.stats import Friedman
 
+# many/medium/few bars: metric suffix, scale, title, caption, y label (accuracy in %, regression MAE as is)
+SHOT_FIGURES = (
+    ("acc", 100.0, "accuracy by class frequency", "test accuracy", "test accuracy (%)"),
+    ("mae", 1.0, "MAE by label-bin frequency", "test MAE (label bins by training count)", "test MAE"),
+)
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -61,16 +67,21 @@ def make_figures(
     for setting, part in runs.groupby("setting", sort=True):
         slug = _slug(str(setting))
         figures += _per_class(part, details, select, setting, slug, out_dir)
-        groups = [g for g in ("many", "medium", "few") if f"{select}/test/{g}_acc" in part.columns]
-        long = pd.concat(
-            [part[["method", f"{select}/test/{g}_acc"]].set_axis(["method", "v"], axis=1).assign(group=g)
-             for g in groups]
-        ) if groups else pd.DataFrame()  # fmt: skip
-        if not long.empty and long["v"].notna().any():
-            shots = long.groupby(["method", "group"])["v"].agg(["mean", "std"]).reset_index()
-            stem = plots.shot_bars(shots, f"{setting}: accuracy by class frequency", out_dir, f"shots_{slug}")
-            figures.append(Figure(stem, f"{setting}: many / medium / few-shot test accuracy ({select} epoch), "
-                                        "mean ± std over seeds."))  # fmt: skip
+        figures += _per_bin(part, details, select, setting, slug, out_dir)
+        for suffix, scale, title, caption, ylabel in SHOT_FIGURES:  # classification, regression
+            groups = [g for g in ("many", "medium", "few") if f"{select}/test/{g}_{suffix}" in part.columns]
+            long = pd.concat(
+                [part[["method", f"{select}/test/{g}_{suffix}"]].set_axis(["method", "v"], axis=1).assign(group=g)
+                 for g in groups]
+            ) if groups else pd.DataFrame()  # fmt: skip
+            if not long.empty and long["v"].notna().any():
+                shots = long.groupby(["method", "group"])["v"].agg(["mean", "std"]).reset_index()
+                stem = f"shots_{slug}" if suffix == "acc" else f"shots_{suffix}_{slug}"
+                stem = plots.shot_bars(
+                    shots, f"{setting}: {title}", out_dir, stem, ylabel=ylabel, scale=scale
+                )
+                figures.append(Figure(stem, f"{setting}: many / medium / few-shot {caption} ({select} epoch), "
+                                            "mean ± std over seeds."))  # fmt: skip
         hist = history[history["run_id"].isin(part["run_id"])] if not history.empty else history
         if not hist.empty and "train/loss" in hist.columns:
             hist = hist.merge(part[["run_id", "method"]], on="run_id")
@@ -129,3 +140,32 @@ def _per_class(
     note = f" ({skipped} runs with other class counts left out)" if skipped else ""
     return [Figure(stem, f"{setting}: test accuracy per class ({select} epoch, mean over seeds), classes ordered "
                          f"head → tail by training count (grey bars, log scale){note}.")]  # fmt: skip
+
+
+def _per_bin(
+    part: pd.DataFrame,
+    details: dict[str, dict[str, Any]],
+    select: str,
+    setting: Any,
+    slug: str,
+    out_dir: Path,
+) -> list[Figure]:
+    """Regression: test MAE per label bin against the bin's training count (runs sharing the most common counts)."""
+    key = f"{select}/test/bin_mae"
+    counts_of = {r: tuple(details[r]["data_meta"].get("bin_counts") or ()) for r in part["run_id"]}
+    common = Counter(c for c in counts_of.values() if c).most_common(1)
+    if not common:
+        return []
+    counts = common[0][0]
+    bin_mae: dict[str, list[list[float | None]]] = defaultdict(list)
+    for run_id, method in zip(part["run_id"], part["method"], strict=True):
+        mae = details[run_id]["metrics"].get(key)
+        if mae and counts_of[run_id] == counts and len(mae) == len(counts):
+            bin_mae[str(method)].append(mae)
+    if not bin_mae:
+        return []
+    stem = plots.error_by_density(
+        bin_mae, counts, f"{setting}: error vs training density", out_dir, f"per_bin_{slug}"
+    )
+    return [Figure(stem, f"{setting}: test MAE per label bin ({select} epoch, mean over seeds) against the bin's "
+                         "training count (log scale): the regression twin of the per-class accuracy plot.")]  # fmt: skip

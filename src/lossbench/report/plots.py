@@ -75,8 +75,49 @@ def per_class_accuracy(
     return _save(fig, out_dir, stem)
 
 
-def shot_bars(summary: pd.DataFrame, title: str, out_dir: Path, stem: str) -> str:
-    """Many / medium / few-shot accuracy bars per method, from rows `method, group, mean, std`."""
+def error_by_density(
+    bin_mae: Mapping[str, Sequence[Sequence[float | None]]],
+    bin_counts: Sequence[int],
+    title: str,
+    out_dir: Path,
+    stem: str,
+) -> str:
+    """Test MAE of each label bin against its training count (log x), mean over seeds, one line per method.
+
+    The regression twin of `per_class_accuracy`: bins without test examples are left out.
+
+    Args:
+        bin_mae: method -> one per-bin MAE list per seed (None for a bin absent from test).
+        bin_counts: Training examples per label bin (`data_meta.bin_counts`).
+        title: Figure title.
+        out_dir: Folder of the PNG and SVG files.
+        stem: File name without extension.
+    """
+    counts = np.asarray(bin_counts, dtype=float)
+    order = np.argsort(counts, kind="stable")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, per_seed in sorted(bin_mae.items()):
+        values = np.array([[np.nan if v is None else v for v in seed] for seed in per_seed], dtype=float)
+        mean = np.nanmean(values, axis=0) if np.isfinite(values).any() else values[0]
+        keep = np.isfinite(mean[order]) & (counts[order] > 0)
+        ax.plot(counts[order][keep], mean[order][keep], marker="o", ms=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples in the label bin")
+    ax.set_ylabel("test MAE in the bin")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, out_dir, stem)
+
+
+def shot_bars(
+    summary: pd.DataFrame,
+    title: str,
+    out_dir: Path,
+    stem: str,
+    ylabel: str = "test accuracy (%)",
+    scale: float = 100,
+) -> str:
+    """Many / medium / few-shot bars per method (accuracy, or a regression error), rows `method, group, mean, std`."""
     methods = sorted(summary["method"].unique())
     groups = [g for g in ("many", "medium", "few") if g in set(summary["group"])]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(methods) * len(groups)), 4))
@@ -84,9 +125,9 @@ def shot_bars(summary: pd.DataFrame, title: str, out_dir: Path, stem: str) -> st
     for i, group in enumerate(groups):
         part = summary[summary["group"] == group].set_index("method").reindex(methods)
         x = np.arange(len(methods)) + (i - (len(groups) - 1) / 2) * width
-        ax.bar(x, 100 * part["mean"], width, yerr=100 * part["std"].fillna(0), label=group, capsize=2)
+        ax.bar(x, scale * part["mean"], width, yerr=scale * part["std"].fillna(0), label=group, capsize=2)
     ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(title="classes", fontsize=8)
     return _save(fig, out_dir, stem)

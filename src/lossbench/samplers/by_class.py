@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lossbench.samplers.base import Sampler
+from lossbench.tasks.base import Task
 
 
 class ClassProbabilitySampler(Sampler, ABC):
@@ -21,11 +22,11 @@ class ClassProbabilitySampler(Sampler, ABC):
 
     class_counts: Tensor
 
-    def fit(self, targets: Tensor, num_classes: int) -> None:
-        """Index the training labels (N,) by class."""
-        super().fit(targets, num_classes)
-        y = torch.as_tensor(targets).long().cpu()
-        self.class_counts = torch.bincount(y, minlength=num_classes)
+    def fit(self, task: Task, targets: Tensor) -> None:
+        """Index the training examples (N,) by group (class, or label bin)."""
+        super().fit(task, targets)
+        y = task.groups(torch.as_tensor(targets).cpu()).long()
+        self.class_counts = torch.bincount(y, minlength=task.num_groups)
         self._order = torch.argsort(y, stable=True)  # example indices grouped by class
         self._starts = torch.cumsum(self.class_counts, 0) - self.class_counts
 

@@ -5,40 +5,57 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec
 from lossbench.models.base import Classifier
 from lossbench.models.heads import NormedLinear
+from lossbench.tasks.base import CLASSIFICATION, Task
 from lossbench.train.config import TrainerConfig
-from lossbench.train.evaluate import evaluate
-from lossbench.train.loop import Diverged, FitResult, resolve_device
+from lossbench.train.evaluate import Evaluator
+from lossbench.train.loop import Diverged, FitResult
 
 
 class Stage2(ABC):
     """A recipe applied after the main training: classifier re-training or a post-hoc adjustment.
 
-    `apply(model, data, trainer, seed)` changes `model` in place (re-trained or replaced/wrapped head,
-    so `evaluate` sees the change) and returns the metrics of the final model as a `FitResult`, or
-    None if it left the model as it was. A re-training stage returns what its `train.loop.fit` call
+    `fit(task, targets)` sees the training statistics (the one signature every recipe shares; called
+    by `tasks.base.prepare`). `apply(model, data, trainer, seed, evaluator)` changes `model` in
+    place (re-trained or replaced/wrapped head, so the evaluator sees the change) and returns the
+    metrics of the final model as a `FitResult`, or None if it left the model as it was. `evaluator`
+    is the run's one evaluator (the loop's), so both stages score alike and skip an empty val split.
+    `task_kinds` are the task kinds it supports (classification unless a stage says otherwise). A re-training stage returns what its `train.loop.fit` call
     returned (last/best/oracle over its own epochs); a post-hoc stage returns `evaluate_final(...)`
     (`last/...` only: the stage-1 best and oracle epochs were never adjusted). `run` calls `apply`
     and merges both stages into one record (see `merge`).
     """
 
+    task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
+
+    def fit(self, task: Task, targets: Tensor) -> None:  # noqa: B027 (an optional hook)
+        """See the training statistics: the task and the training targets (N,). Default: nothing."""
+
     @abstractmethod
-    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult | None:
+    def apply(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator
+    ) -> FitResult | None:
         """Change `model` in place; the metrics of the final model (None: model unchanged)."""
 
     def run(
-        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, stage1: FitResult
+        self,
+        model: Classifier,
+        data: DataSpec,
+        trainer: TrainerConfig,
+        seed: int,
+        stage1: FitResult,
+        evaluator: Evaluator,
     ) -> FitResult:
         """Apply this stage to the model trained in `stage1`; the record of both stages."""
         try:
-            stage2 = self.apply(model, data, trainer, seed)
+            stage2 = self.apply(model, data, trainer, seed, evaluator)
         except Diverged as exc:
             history = stage1.history + _shift(exc.history, trainer.epochs)
             raise Diverged(trainer.epochs + exc.epoch, float("nan"), history) from exc
@@ -65,38 +82,19 @@ def _shift(rows: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
     return [{**row, "epoch": offset + int(row["epoch"]), "stage": 2} for row in rows]
 
 
-def evaluate_splits(
-    model: nn.Module,
-    data: DataSpec,
-    trainer: TrainerConfig,
-    splits: tuple[str, ...] = ("val", "test"),
-    logit_scale: float = 1.0,
-) -> dict[str, dict[str, Any]]:
-    """Every metric of `model` on each of `splits`, with the trainer's evaluation settings.
-
-    `logit_scale` is the stage-1 loss's scale (see `Loss.logit_scale`) where the stage keeps its logits.
-    """
-    device = resolve_device(trainer.device)
-    model.to(device)
-    return {
-        split: evaluate(model, getattr(data, split), data.class_counts, batch_size=trainer.eval_batch_size, device=device,
-                        many_threshold=trainer.many_threshold, few_threshold=trainer.few_threshold, ece_bins=trainer.ece_bins,
-                        logit_scale=logit_scale)
-        for split in splits
-    }  # fmt: skip
-
-
 def evaluate_final(
     model: nn.Module,
-    data: DataSpec,
-    trainer: TrainerConfig,
+    evaluator: Evaluator,
     started: float,
     logit_scale: float = 1.0,
     **extra: float,
 ) -> FitResult:
-    """`last/{split}/{name}` of the (adjusted) final model, plus `extra` under `stage2/...`."""
+    """`last/{split}/{name}` of the (adjusted) final model on the non-empty splits, plus `extra` under `stage2/...`.
+
+    `logit_scale` is the stage-1 loss's scale (see `Loss.logit_scale`) where the stage keeps its logits.
+    """
     metrics: dict[str, Any] = {}
-    for split, values in evaluate_splits(model, data, trainer, logit_scale=logit_scale).items():
+    for split, values in evaluator.evaluate(model, logit_scale=logit_scale).items():
         metrics.update({f"last/{split}/{k}": v for k, v in values.items()})
     metrics.update({f"stage2/{k}": v for k, v in extra.items()})
     metrics["train_time_s"] = time.perf_counter() - started

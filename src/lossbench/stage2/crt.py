@@ -10,7 +10,9 @@ from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.models.base import Classifier
 from lossbench.samplers.class_balanced import ClassBalancedSampler
 from lossbench.stage2.base import Stage2, check_positive, feature_dim, stage2_trainer
+from lossbench.tasks.base import prepare
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import FitResult, fit, resolve_device
 from lossbench.weighting.none import NoWeighting
 
@@ -40,7 +42,9 @@ class ClassifierRetraining(Stage2):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.epochs, self.lr, self.weight_decay = int(epochs), float(lr), float(weight_decay)
 
-    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult:
+    def apply(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator
+    ) -> FitResult:
         """Freeze everything, install and train a fresh linear head."""
         device = resolve_device(trainer.device)
         model.to(device)
@@ -50,7 +54,6 @@ class ClassifierRetraining(Stage2):
             torch.manual_seed(seed)
             model.head = nn.Linear(width, data.num_classes).to(device)
         loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), ClassBalancedSampler()
-        weighting.fit(list(data.class_counts))
-        sampler.fit(data.train.y, data.num_classes)
+        prepare(data.task, data.train.y, loss, weighting, sampler)
         cfg = stage2_trainer(trainer, self.epochs, self.lr, self.weight_decay)
-        return fit(model, loss, weighting, sampler, data, cfg, seed=seed)
+        return fit(model, loss, weighting, sampler, data, cfg, seed=seed, evaluator=evaluator)

@@ -11,6 +11,7 @@ from lossbench.data.spec import DataSpec
 from lossbench.models.base import Classifier
 from lossbench.stage2.base import Stage2, evaluate_final
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import FitResult
 
 
@@ -58,9 +59,11 @@ class PosthocLogitAdjustment(Stage2):
         counts = torch.as_tensor(list(class_counts), dtype=torch.float64).clamp(min=1.0)
         return (self.tau * (counts / counts.sum()).log() / self.logit_scale).float()
 
-    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult:
+    def apply(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator
+    ) -> FitResult:
         """Wrap the head with the prior offsets."""
         started = time.perf_counter()
         device = next(model.parameters()).device
         model.head = LogitAdjustedHead(model.head, self.offsets(data.class_counts).to(device))
-        return evaluate_final(model, data, trainer, started, logit_scale=self.logit_scale, tau=self.tau)
+        return evaluate_final(model, evaluator, started, logit_scale=self.logit_scale, tau=self.tau)

@@ -10,8 +10,9 @@ from torch import Tensor, nn
 from lossbench.data.spec import DataSpec
 from lossbench.metrics.names import HIGHER_IS_BETTER
 from lossbench.models.base import Classifier
-from lossbench.stage2.base import Stage2, check_linear_head, evaluate_final, evaluate_splits, linear_head
+from lossbench.stage2.base import Stage2, check_linear_head, evaluate_final, linear_head
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import FitResult
 
 # Kang et al.'s search grid (tau_norm.py: np.linspace(0, 2, 21)).
@@ -49,22 +50,31 @@ class TauNormalization(Stage2):
         check_linear_head(head, "tau_norm")
         self.tau = tau if isinstance(tau, str) else float(tau)
 
-    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult:
+    def apply(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator
+    ) -> FitResult:
         """Replace the head by its tau-normalised, bias-free copy."""
         started = time.perf_counter()
         weight = linear_head(model, "tau_norm").weight.detach().clone()
-        tau = self.select(model, weight, data, trainer) if self.tau == "auto" else float(self.tau)
+        tau = self.select(model, weight, trainer, evaluator) if self.tau == "auto" else float(self.tau)
         model.head = _bias_free(tau_normalized(weight, tau))
-        return evaluate_final(model, data, trainer, started, tau=tau)
+        return evaluate_final(model, evaluator, started, tau=tau)
 
-    def select(self, model: Classifier, weight: Tensor, data: DataSpec, trainer: TrainerConfig) -> float:
-        """The grid tau with the best validation `select_metric`."""
-        name = trainer.select_metric.split("/", 1)[1]
+    def select(
+        self, model: Classifier, weight: Tensor, trainer: TrainerConfig, evaluator: Evaluator
+    ) -> float:
+        """The grid tau with the best validation `select_metric`; ValueError if there is no validation split."""
+        if not evaluator.splits(("val",)):
+            raise ValueError(
+                "tau_norm with tau=auto selects tau on the validation split, which is empty "
+                "(dataset.val_per_class=0 or val_fraction=0); set stage2.tau to a number or give the dataset a validation split"
+            )
+        name = (trainer.select_metric or evaluator.select_metric).split("/", 1)[1]
         sign = 1.0 if HIGHER_IS_BETTER.get(name, True) else -1.0
         best, best_tau = -float("inf"), 0.0
         for tau in TAU_GRID:
             model.head = _bias_free(tau_normalized(weight, tau))
-            score = sign * evaluate_splits(model, data, trainer, splits=("val",))["val"][name]
+            score = sign * evaluator.evaluate(model, ("val",))["val"][name]
             if score > best:
                 best, best_tau = score, tau
         return best_tau

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import torch
 from torch import Tensor, nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from lossbench.data.spec import DataSpec
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.models.base import Classifier
 from lossbench.samplers.instance import InstanceSampler
 from lossbench.stage2.base import Stage2, check_linear_head, check_positive, linear_head, stage2_trainer
+from lossbench.tasks.base import prepare
 from lossbench.train.config import TrainerConfig
+from lossbench.train.evaluate import Evaluator
 from lossbench.train.loop import FitResult, fit
 from lossbench.weighting.base import check_beta
 from lossbench.weighting.effective_number import EffectiveNumberWeighting
@@ -35,26 +31,19 @@ def project_maxnorm(weight: Tensor, radius: float) -> None:
     weight.mul_(torch.where(norms > radius, radius / norms, torch.ones_like(norms)))
 
 
-@contextmanager
-def project_every(steps: int, weight: Tensor, radius: float) -> Iterator[None]:
-    """While active, project `weight` onto the MaxNorm ball after every `steps`-th optimizer step.
+class MaxNormProjection:
+    """Epoch-end hook: projects the rows of `weight` onto the MaxNorm ball of `radius` after each epoch.
 
-    The one training loop has no per-epoch hook between its last step and its evaluation, so the
-    projection rides on torch's global optimizer step hook, counted to fire at the end of each epoch.
+    The loop calls `on_epoch_end` after the epoch's last optimizer step and before evaluation, where
+    the reference (`MaxNorm_via_PGD`) projects.
     """
-    count = 0
 
-    def hook(_optimizer: Any, _args: Any, _kwargs: Any) -> None:
-        nonlocal count
-        count += 1
-        if count % steps == 0:
-            project_maxnorm(weight, radius)
+    def __init__(self, weight: Tensor, radius: float) -> None:
+        self.weight, self.radius = weight, radius
 
-    handle = register_optimizer_step_post_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Project the class weight rows."""
+        project_maxnorm(self.weight, self.radius)
 
 
 class WeightBalancing(Stage2):
@@ -96,16 +85,16 @@ class WeightBalancing(Stage2):
         self.epochs, self.lr, self.weight_decay = int(epochs), float(lr), float(weight_decay)
         self.thresh, self.beta = float(thresh), float(beta)
 
-    def apply(self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int) -> FitResult:
+    def apply(
+        self, model: Classifier, data: DataSpec, trainer: TrainerConfig, seed: int, evaluator: Evaluator
+    ) -> FitResult:
         """Freeze all but the classifier; fine-tune it under MaxNorm with class-balanced weights."""
         head: nn.Linear = linear_head(model, "weight_balancing")
         model.requires_grad_(False)
         head.requires_grad_(True)
         radius = maxnorm_radius(head.weight, self.thresh)
         loss, weighting, sampler = CrossEntropyLoss(), EffectiveNumberWeighting(self.beta), InstanceSampler()
-        weighting.fit(list(data.class_counts))
-        sampler.fit(data.train.y, data.num_classes)
+        prepare(data.task, data.train.y, loss, weighting, sampler)
         cfg = stage2_trainer(trainer, self.epochs, self.lr, self.weight_decay)
-        steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-        with project_every(steps_per_epoch, head.weight, radius):
-            return fit(model, loss, weighting, sampler, data, cfg, seed=seed)
+        hook = MaxNormProjection(head.weight, radius)
+        return fit(model, loss, weighting, sampler, data, cfg, seed=seed, evaluator=evaluator, hooks=[hook])

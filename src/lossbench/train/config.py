@@ -28,9 +28,11 @@ class TrainerConfig:
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
     eval_batch_size: int = 1024
-    select_metric: str = "val/acc"  # picks the best-validation epoch
-    many_threshold: int = 100  # many-shot: more than this many training examples
-    few_threshold: int = 20  # few-shot: fewer than this many training examples
+    # picks the best-validation epoch; null = the task's default (val/acc classification, val/mae regression)
+    select_metric: str | None = None
+    # many-shot: a class/bin with more training examples; null = the task's (100 classification, per dataset regression)
+    many_threshold: int | None = None
+    few_threshold: int | None = None  # few-shot: fewer than this many; null = the task's (20 classification)
     ece_bins: int = 15
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     deterministic: bool = True
@@ -58,7 +60,7 @@ class TrainerConfig:
             problems.append(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.warmup_epochs < 0 or self.eval_every < 1:
             problems.append("warmup_epochs must be >= 0 and eval_every >= 1")
-        split, _, name = self.select_metric.partition("/")
+        split, _, name = (self.select_metric or "val/task-default").partition("/")
         if split != "val" or not name:
             problems.append(
                 f"select_metric must name a validation metric like 'val/acc', got {self.select_metric!r}"

@@ -1,20 +1,22 @@
-"""Evaluation: logits for a split, then every metric."""
+"""Evaluation: model outputs for a split, then every metric of the task. One `Evaluator` per run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lossbench.data.spec import Split
-from lossbench.metrics.functional import classification_metrics
+from lossbench.data.spec import DataSpec, Split
+from lossbench.train.config import TrainerConfig
+
+SPLITS = ("val", "test")
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    """Logits (N, C) on the CPU, computed in eval mode in chunks of `batch_size`."""
+    """Outputs (N, W) on the CPU, computed in eval mode in chunks of `batch_size`."""
     was_training = model.training
     model.eval()
     out = [
@@ -25,21 +27,60 @@ def predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) 
     return torch.cat(out)
 
 
-def evaluate(
-    model: nn.Module,
-    split: Split,
-    class_counts: Sequence[int],
-    *,
-    batch_size: int,
-    device: torch.device,
-    many_threshold: int = 100,
-    few_threshold: int = 20,
-    ece_bins: int = 15,
-    logit_scale: float = 1.0,
-) -> dict[str, Any]:
-    """All metrics of `model` on `split` (see `classification_metrics`).
+@dataclass(frozen=True)
+class Evaluator:
+    """Scores a model on the splits of one `DataSpec` with one set of evaluation settings.
 
-    `logit_scale` multiplies the logits first (the training loss's `Loss.logit_scale`, e.g. LDAM's `s`).
+    Built once per run (`Evaluator.of(data, trainer, device)`) and used by the training loop and by
+    every second stage, so they score the same way. Empty splits (a paper protocol with
+    `val_per_class=0`) are skipped: `evaluate(model)` returns only the non-empty ones.
+
+    Attributes:
+        data: The dataset (its `task` computes the metrics).
+        device: Where the model runs.
+        batch_size: Evaluation batch size.
+        many_threshold: Many-shot threshold (training examples per class or bin).
+        few_threshold: Few-shot threshold.
+        ece_bins: Confidence bins of the calibration error (classification).
     """
-    logits = predict(model, split.x, batch_size, device) * logit_scale
-    return classification_metrics(logits, split.y, class_counts, many_threshold, few_threshold, ece_bins)
+
+    data: DataSpec
+    device: torch.device
+    batch_size: int
+    many_threshold: int
+    few_threshold: int
+    ece_bins: int = 15
+
+    @classmethod
+    def of(cls, data: DataSpec, trainer: TrainerConfig, device: torch.device) -> Evaluator:
+        """The evaluator with the trainer's settings (null shot thresholds: the task's defaults)."""
+        many = data.task.many_threshold if trainer.many_threshold is None else trainer.many_threshold
+        few = data.task.few_threshold if trainer.few_threshold is None else trainer.few_threshold
+        return cls(data, device, trainer.eval_batch_size, many, few, trainer.ece_bins)
+
+    @property
+    def select_metric(self) -> str:
+        """The task's default selection metric, e.g. `val/acc` or `val/mae`."""
+        return self.data.task.select_metric
+
+    def splits(self, names: tuple[str, ...] = SPLITS) -> tuple[str, ...]:
+        """The non-empty splits among `names`."""
+        return tuple(name for name in names if len(getattr(self.data, name)))
+
+    def split(self, model: nn.Module, split: Split, logit_scale: float = 1.0) -> dict[str, Any]:
+        """Every metric of `model` on `split`; `logit_scale` multiplies the outputs first.
+
+        `logit_scale` is the training loss's `Loss.logit_scale` (e.g. LDAM's `s`), so NLL and ECE
+        measure the distribution the model was trained to predict.
+        """
+        outputs = predict(model, split.x, self.batch_size, self.device) * logit_scale
+        return self.data.task.metrics(
+            outputs, split.y, self.many_threshold, self.few_threshold, ece_bins=self.ece_bins
+        )
+
+    def evaluate(
+        self, model: nn.Module, names: tuple[str, ...] = SPLITS, logit_scale: float = 1.0
+    ) -> dict[str, dict[str, Any]]:
+        """`{split: metrics}` for each non-empty split of `names`."""
+        model.to(self.device)
+        return {name: self.split(model, getattr(self.data, name), logit_scale) for name in self.splits(names)}

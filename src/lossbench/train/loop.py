@@ -6,12 +6,13 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from lossbench.data.spec import DataSpec
@@ -21,10 +22,17 @@ from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lossbench.train.config import TrainerConfig
-from lossbench.train.evaluate import evaluate
+from lossbench.train.evaluate import Evaluator
 from lossbench.weighting.base import Weighting
 
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class EpochEndHook(Protocol):
+    """A component that acts after each epoch's last optimizer step, before evaluation."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called with the 0-based epoch and the model (e.g. a projection of its weights)."""
 
 
 class Diverged(RuntimeError):
@@ -40,8 +48,8 @@ class FitResult:
     """What a finished run hands to the store.
 
     `metrics` holds `{selection}/{split}/{name}` for selection in last (final epoch), best (best
-    `select_metric` on validation) and oracle (best test accuracy: what papers that select on the
-    test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
+    `select_metric` on validation) and oracle (best test value of the task's default metric, e.g.
+    accuracy or MAE: what papers that select on the test set report; flagged by its name), plus `best_epoch`, `oracle_epoch`, `train_time_s`, `peak_mem_mb`.
     """
 
     metrics: dict[str, Any]
@@ -74,10 +82,15 @@ def fit(
     seed: int,
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | Path | None = None,
+    evaluator: Evaluator | None = None,
+    hooks: Sequence[EpochEndHook] = (),
 ) -> FitResult:
     """Train `model` on `data.train` with `weighting(loss(logits, y))`; evaluate on val and test.
 
-    `loss`, `weighting` and `sampler` must already have seen the class counts (`fit`). Raises
+    `loss`, `weighting` and `sampler` must already have seen the training statistics
+    (`tasks.base.prepare`). `evaluator` scores val and test (built from `cfg` when None; `run.py`
+    builds one per run and shares it with the second stage). After each epoch's last step the loop
+    calls `on_epoch_end(epoch, model)` on the loss, the weighting and each of `hooks`. Raises
     `Diverged` when the epoch's mean objective is not finite. With `checkpoint_dir`, training
     continues after the checkpoint found there (if any) and, when `cfg.checkpoint_every` > 0,
     saves one every that many epochs (`train/checkpoint.py`): a resumed run ends exactly as an
@@ -89,22 +102,31 @@ def fit(
         torch.cuda.reset_peak_memory_stats(device)
     model.to(device), loss.to(device), weighting.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    params = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    params: list[Any] = [p for m in (model, loss, weighting) for p in m.parameters() if p.requires_grad]
+    fixed = [
+        (m, [p for p in m.parameters() if p.requires_grad])
+        for m in (loss, weighting)
+        if m.fixed_lr is not None
+    ]
+    if any(own for _, own in fixed):  # e.g. Balanced MSE's noise scale: its own constant lr, no schedule
+        mine = {id(p) for _, own in fixed for p in own}
+        params = [{"params": [p for p in params if id(p) not in mine]}]
+        params += [{"params": own, "lr": m.fixed_lr, "fixed_lr": True} for m, own in fixed if own]
     opt = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )
     generator = torch.Generator().manual_seed(seed)
-    counts = data.class_counts
-    eval_kw = dict(batch_size=cfg.eval_batch_size, device=device, many_threshold=cfg.many_threshold,
-                   few_threshold=cfg.few_threshold, ece_bins=cfg.ece_bins, logit_scale=loss.logit_scale)  # fmt: skip
-    select = cfg.select_metric.split("/", 1)[1]
+    evaluator = evaluator if evaluator is not None else Evaluator.of(data, cfg, device)
+    select = (cfg.select_metric or evaluator.select_metric).split("/", 1)[1]
     sign = 1.0 if HIGHER_IS_BETTER.get(select, True) else -1.0
+    task_metric = evaluator.select_metric.split("/", 1)[1]  # the oracle's test metric (acc, mae, ...)
+    task_sign = 1.0 if HIGHER_IS_BETTER.get(task_metric, True) else -1.0
     history: list[dict[str, Any]] = []
     last: dict[str, dict[str, Any]] = {}
     best: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
     oracle: tuple[float, int, dict[str, dict[str, Any]]] = (-math.inf, -1, {})
     # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
-    splits = ("val", "test") if len(data.val) else ("test",)
+    splits = evaluator.splits()
     first_epoch, spent_s = 0, 0.0
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:  # continue after the last checkpointed epoch, bit for bit
@@ -123,7 +145,8 @@ def fit(
     for epoch in bar:
         lr = cfg.lr * cfg.lr_factor(epoch)
         for group in opt.param_groups:
-            group["lr"] = lr
+            if not group.get("fixed_lr"):
+                group["lr"] = lr
         weighting.on_epoch_start(epoch)
         model.train()
         order = sampler.epoch_indices(epoch, generator).to(device)
@@ -140,21 +163,23 @@ def fit(
             objective.backward()
             opt.step()
             total += objective.detach() * len(idx)
+        for part in (loss, weighting, *hooks):
+            part.on_epoch_end(epoch, model)
         train_loss = float(total) / max(1, len(order))
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_loss}
         if not math.isfinite(train_loss):
             history.append(row)
             raise Diverged(epoch, train_loss, history)
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            last = {split: evaluate(model, getattr(data, split), counts, **eval_kw) for split in splits}
+            last = evaluator.evaluate(model, splits, logit_scale=loss.logit_scale)
             for split, values in last.items():
                 row.update({f"{split}/{k}": v for k, v in values.items() if not isinstance(v, list | dict)})
             score = _score(last["val"][select], sign) if "val" in last else -math.inf
             if score > best[0]:
                 best = (score, epoch, last)
-            if last["test"]["acc"] > oracle[0]:
-                oracle = (last["test"]["acc"], epoch, last)
-            shown = ("val", select) if "val" in last else ("test", "acc")
+            if _score(last["test"][task_metric], task_sign) > oracle[0]:
+                oracle = (_score(last["test"][task_metric], task_sign), epoch, last)
+            shown = ("val", select) if "val" in last else ("test", task_metric)
             bar.set_postfix(loss=f"{train_loss:.3f}", **{shown[0]: f"{last[shown[0]][shown[1]]:.3f}"})
         history.append(row)
         if checkpoint_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:

@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
+from lossbench.tasks.base import prepare
+from lossbench.tasks.classification import classification_stats
 from lossbench.weighting.base import ClassWeighting, Weighting
 
 
@@ -15,7 +17,7 @@ def build_weighting(name: str, class_counts: Sequence[int], **params: Any) -> We
     from lossbench.config import instantiate_option
 
     weighting: Weighting = instantiate_option("weighting", name, **params)
-    weighting.fit(list(class_counts))
+    prepare(*classification_stats(class_counts), weighting)
     return weighting
 
 

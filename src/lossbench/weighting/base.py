@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from lossbench.limits import Limit
+from lossbench.tasks.base import CLASSIFICATION, REGRESSION, Task
 
 
 class Weighting(nn.Module, metaclass=ABCMeta):
-    """Reduces per-example losses (N,) to a scalar; `fit` sees training-set class counts once.
+    """Reduces per-example losses (N,) to a scalar; `fit(task, targets)` sees the training set once.
 
-    The loop calls `on_epoch_start(epoch)` before each epoch (deferred recipes switch there) and
-    `forward(losses, targets, logits, features)` on every batch; most recipes read only `losses`
-    and `targets`. Learnable parameters, if any, are added to the optimizer by the loop.
+    `fit` gets the task (its groups: classes or label bins, with training counts) and the training
+    targets (N,). The loop calls `on_epoch_start(epoch)` before each epoch (deferred recipes switch
+    there), `forward(losses, targets, logits, features)` on every batch (`logits` are the model
+    outputs (N, W), `features` the penultimate features; most recipes read only `losses` and
+    `targets`) and `on_epoch_end(epoch, model)` after each epoch's last step. Learnable parameters,
+    if any, are added to the optimizer by the loop. `task_kinds` are the task kinds it supports.
     """
 
     # Declared limits ("with power=0 this is `none`"), verified by `lossbench check` (lossbench.limits).
     limits: ClassVar[tuple[Limit, ...]] = ()
 
-    def fit(self, class_counts: Sequence[int]) -> None:
-        """See the training-set class counts (length C). Default: nothing to do."""
+    fixed_lr: float | None = (
+        None  # a constant learning rate for this module's own parameters (None: the trainer's)
+    )
+    task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION, REGRESSION)
+
+    def fit(self, task: Task, targets: Tensor) -> None:
+        """See the training statistics: the task and the training targets (N,). Default: nothing."""
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called with the 0-based epoch before it starts. Default: nothing to do."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called after the last step of 0-based `epoch`, before evaluation. Default: nothing."""
 
     @abstractmethod
     def forward(self, losses: Tensor, targets: Tensor, logits: Tensor, features: Tensor) -> Tensor:
@@ -35,7 +46,10 @@ class Weighting(nn.Module, metaclass=ABCMeta):
 
 
 class ClassWeighting(Weighting):
-    """Weighted mean of per-example losses with one weight per class.
+    """Weighted mean of per-example losses with one weight per group (class, or label bin).
+
+    For classification the groups are the classes; for regression they are the task's label bins
+    (`task.groups(targets)`), so every recipe below serves both kinds unchanged.
 
     Convention (one choice for every loss): PyTorch's, `sum_i w_{y_i} l_i / sum_i w_{y_i}`, the
     reduction `F.cross_entropy(weight=w)` uses and the LDAM-DRW reference relies on. Weights are
@@ -55,21 +69,24 @@ class ClassWeighting(Weighting):
     def compute_weights(self, counts: Tensor) -> Tensor:
         """Un-normalised class weights (C,) from float64 counts."""
 
-    def fit(self, class_counts: Sequence[int]) -> None:
-        """Compute the class weights, normalised to sum to C."""
-        counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
-        if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
-            raise ValueError(f"class_counts must be non-negative, got {list(class_counts)}")
+    def fit(self, task: Task, targets: Tensor) -> None:
+        """Compute the group weights from `task.group_counts`, normalised to sum to G."""
+        counts = torch.as_tensor(task.group_counts, dtype=torch.float64)
         w = self.compute_weights(counts.clamp(min=1.0))
         self.target_weights = (w * len(w) / w.sum()).float()
+        self.task = task
+
+    def groups(self, targets: Tensor) -> Tensor:
+        """Group index (N,) of each target: the label itself for classification, its bin for regression."""
+        return self.task.groups(targets)
 
     def forward(self, losses: Tensor, targets: Tensor, logits: Tensor, features: Tensor) -> Tensor:
         """Weighted mean of `losses` by the class weights of `targets` (plain mean while inactive)."""
         if not self.active:
             return losses.mean()
         if self.target_weights.numel() == 0:
-            raise RuntimeError(f"{type(self).__name__}.fit(class_counts) must be called before use")
-        w = self.target_weights.to(losses.dtype)[targets]
+            raise RuntimeError(f"{type(self).__name__}.fit(task, targets) must be called before use")
+        w = self.target_weights.to(losses.dtype)[self.groups(targets)]
         return (w * losses).sum() / w.sum()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.tasks.base import CLASSIFICATION
 from lossbench.weighting.base import ClassWeighting
 
 
@@ -41,6 +42,8 @@ class InfluenceBalancedWeighting(ClassWeighting):
             reference does not detach (False).
     """
 
+    task_kinds = (CLASSIFICATION,)  # the influence reads softmax(logits) - onehot(label)
+
     def __init__(
         self, start_epoch: int = 100, alpha: float = 1000.0, epsilon: float = 1e-3, detach: bool = False
     ) -> None:
@@ -71,7 +74,7 @@ class InfluenceBalancedWeighting(ClassWeighting):
     def example_weights(self, targets: Tensor, logits: Tensor, features: Tensor) -> Tensor:
         """`c_y * alpha / (influence + epsilon)` per example (N,)."""
         if self.target_weights.numel() == 0:
-            raise RuntimeError("InfluenceBalancedWeighting.fit(class_counts) must be called before use")
+            raise RuntimeError("InfluenceBalancedWeighting.fit(task, targets) must be called before use")
         c = self.target_weights.to(logits.dtype)[targets]
         return c * self.alpha / (self.influence(targets, logits, features) + self.epsilon)
 

@@ -1,0 +1,1 @@
+"""Task kinds: what a target is, what a recipe groups by, and how a model is scored."""
