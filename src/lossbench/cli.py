@@ -191,7 +191,8 @@ def cmd_check(ns: argparse.Namespace) -> None:
         print(f"{group}={name}  ({kind}: {option_file(group, name)})")
         outcomes = check(group, name, input_shape=ns.input_shape)
         for o in outcomes:
-            print(f"  {'PASS' if o.passed else 'FAIL'}  {o.check}" + (f": {o.detail}" if o.detail else ""))
+            mark = "SKIP" if o.detail.startswith("skipped") else "PASS" if o.passed else "FAIL"
+            print(f"  {mark}  {o.check}" + (f": {o.detail}" if o.detail else ""))
         failed = sum(not o.passed for o in outcomes)
         failures += failed
         print(f"  {len(outcomes) - failed} passed, {failed} failed")
