@@ -13,8 +13,15 @@ def test_multirun_grid_then_rerun_skips_then_report(tmp_path):
     first = lossbench(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "8 completed, 0 skipped" in first.stderr
-    second = lossbench(*args, cwd=tmp_path)
-    assert second.returncode == 0 and "0 completed, 8 skipped" in second.stderr
+    # only execution settings changed: the same runs, all skipped
+    execution = [
+        "trainer.device=cpu",
+        "trainer.progress=false",
+        "trainer.eval_batch_size=256",
+        "trainer.checkpoint_every=1",
+    ]
+    second = lossbench(*args, *execution, cwd=tmp_path)
+    assert second.returncode == 0 and "0 completed, 8 skipped" in second.stderr, second.stderr
     csv = lossbench("report", "--store", url, "--format", "csv", cwd=tmp_path)
     assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == 1 + 4
     md = lossbench(
@@ -60,5 +67,14 @@ def test_help_tells_the_truth():
     assert top.returncode == 0 and all(c in top.stdout for c in ("run", "report", "list", "status"))
     run_help = lossbench("run", "--help")
     assert run_help.returncode == 0 and "loss: " in run_help.stdout and "lossbench list" in run_help.stdout
+    groups = [
+        ln.split(":")[0] for ln in run_help.stdout.split("== Config groups")[1].split("==")[0].splitlines()
+    ]
+    assert (
+        not {"paths", "loss_model", "hydra"} & set(groups)
+        and "base" not in run_help.stdout.split("== Composed")[0]
+    )
+    status_help = lossbench("status", "--help")
+    assert "read-only" in status_help.stdout and "quick_check" in status_help.stdout
     listing = lossbench("list", "loss")
     assert "focal" in listing.stdout and "Lin et al" in listing.stdout

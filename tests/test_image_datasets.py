@@ -60,7 +60,7 @@ def image_ids(x):
 
 def test_cifar10_counts_hash_and_balanced_disjoint_splits(tmp_path):
     write_cifar(tmp_path, per_class_train=60, per_class_test=7)
-    spec = CIFAR10(root=str(tmp_path), imbalance_ratio=10, val_per_class=10).load()
+    spec = CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=10, val_per_class=10).load()
     expected = longtail_counts(50, 10, 10, "exp")  # 60 per class present, 10 reserved for validation
     assert list(spec.class_counts) == expected == spec.meta["class_counts"]
     assert np.bincount(spec.train.y.numpy(), minlength=10).tolist() == expected
@@ -75,10 +75,10 @@ def test_cifar10_counts_hash_and_balanced_disjoint_splits(tmp_path):
     )
     assert spec.input_shape == (3, 32, 32) and spec.train.x.dtype == torch.float32
     assert spec.augment is not None and spec.augment(spec.train.x[:4]).shape == (4, 3, 32, 32)
-    again = CIFAR10(root=str(tmp_path), imbalance_ratio=10, val_per_class=10).load()
+    again = CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=10, val_per_class=10).load()
     assert again.meta["index_hash"] == spec.meta["index_hash"]
     assert (
-        CIFAR10(root=str(tmp_path), imbalance_ratio=10, val_per_class=10, data_seed=1)
+        CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=10, val_per_class=10, data_seed=1)
         .load()
         .meta["index_hash"]
         != spec.meta["index_hash"]
@@ -86,24 +86,24 @@ def test_cifar10_counts_hash_and_balanced_disjoint_splits(tmp_path):
 
 
 def test_cifar10_paper_preset_uses_every_head_image_and_has_no_val(tmp_path):
-    write_cifar(tmp_path, per_class_train=50, per_class_test=5)
-    cfg = compose(["dataset=cifar10", f"dataset.root={tmp_path}"])
+    write_cifar(tmp_path, per_class_train=100, per_class_test=5)  # ratio 100 keeps 1 image of the last class
+    cfg = compose(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.verify_md5=false"])
     spec = instantiate(cfg.dataset).load()
-    assert list(spec.class_counts) == longtail_counts(50, 10, 100, "exp") and len(spec.val) == 0
-    assert spec.class_counts[0] == 50  # n_max = all images per class present, as with the real 5,000
+    assert list(spec.class_counts) == longtail_counts(100, 10, 100, "exp") and len(spec.val) == 0
+    assert spec.class_counts[0] == 100  # n_max = all images per class present, as with the real 5,000
 
 
 def test_cifar100_reads_fine_labels(tmp_path):
     write_cifar(tmp_path, per_class_train=12, per_class_test=2, num_classes=100)
-    spec = CIFAR100(root=str(tmp_path), imbalance_ratio=10, val_per_class=2).load()
+    spec = CIFAR100(root=str(tmp_path), verify_md5=False, imbalance_ratio=10, val_per_class=2).load()
     assert list(spec.class_counts) == longtail_counts(10, 100, 10, "exp")
     assert np.bincount(spec.test.y.numpy()).tolist() == [2] * 100
 
 
 def test_cifar_asymmetric_noise_uses_the_class_map(tmp_path):
     write_cifar(tmp_path, per_class_train=40, per_class_test=3)
-    clean = CIFAR10(root=str(tmp_path), imbalance_ratio=1, val_per_class=5).load()
-    noisy = CIFAR10(root=str(tmp_path), imbalance_ratio=1, val_per_class=5,
+    clean = CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=1, val_per_class=5).load()
+    noisy = CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=1, val_per_class=5,
                     noise={"kind": "asymmetric", "rate": 0.4}).load()  # fmt: skip
     changed = clean.train.y != noisy.train.y
     pairs = set(zip(clean.train.y[changed].tolist(), noisy.train.y[changed].tolist(), strict=True))
@@ -178,8 +178,8 @@ def test_real_fashion_mnist_counts(tmp_path):
 
 def test_cifar_reference_selection_reproduces_the_ldam_drw_pick(tmp_path):
     write_cifar(tmp_path, per_class_train=30, per_class_test=2)
-    spec = CIFAR10(root=str(tmp_path), imbalance_ratio=10, selection="reference").load()
-    ds = CIFAR10(root=str(tmp_path))
+    spec = CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=10, selection="reference").load()
+    ds = CIFAR10(root=str(tmp_path), verify_md5=False)
     _, y = ds._read(train=True)
     # the reference, step by step: seed the legacy global generator, shuffle each class, keep the first n
     np.random.seed(0)
@@ -191,7 +191,7 @@ def test_cifar_reference_selection_reproduces_the_ldam_drw_pick(tmp_path):
     assert sorted(image_ids(spec.train.x)) == sorted(kept)
     assert spec.meta["selection"] == "reference"
     with pytest.raises(ValueError, match="val_per_class=0"):
-        CIFAR10(root=str(tmp_path), val_per_class=5, selection="reference")
+        CIFAR10(root=str(tmp_path), verify_md5=False, val_per_class=5, selection="reference")
 
 
 def test_cli_fails_in_one_line_before_training_when_cifar_is_missing(tmp_path):
@@ -200,3 +200,31 @@ def test_cli_fails_in_one_line_before_training_when_cifar_is_missing(tmp_path):
     result = lossbench("run", "dataset=cifar10", "model=resnet32", "store=memory", cwd=tmp_path)
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "cifar-10-batches-py" in result.stderr and "download=true" in result.stderr
+
+
+class _Exploit:
+    """A pickle that calls `builtins.exec` when loaded by plain `pickle.load`."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_a_crafted_cifar_batch_is_refused_not_executed(tmp_path, monkeypatch):
+    write_cifar(tmp_path, per_class_train=20, per_class_test=5)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    with open(batch, "wb") as f:
+        pickle.dump({"data": _Exploit(), "labels": [0]}, f)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"not a CIFAR batch \(builtins.exec is not allowed"):
+        CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=2, val_per_class=2).load()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_cifar_batches_must_be_the_official_files_unless_told_otherwise(tmp_path):
+    write_cifar(tmp_path, per_class_train=20, per_class_test=5)
+    with pytest.raises(ValueError, match="is not the official cifar10 file .*dataset.verify_md5=false"):
+        CIFAR10(root=str(tmp_path), imbalance_ratio=2, val_per_class=2).load()
+    assert (
+        CIFAR10(root=str(tmp_path), verify_md5=False, imbalance_ratio=2, val_per_class=2).load().num_classes
+        == 10
+    )

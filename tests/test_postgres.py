@@ -106,7 +106,13 @@ def test_the_same_grid_gives_the_same_records_on_postgresql_as_on_sqlite(server,
     sqlite_records, pg_records = _records(urls[0]), _records(urls[1])
     assert [r["status"] for r in pg_records[0]] and len(pg_records[1]) > 0
     assert pg_records == sqlite_records
-    assert Store(urls[1]).counts() == {"running": 0, "completed": 2, "failed": 1, "diverged": 1}
+    assert Store(urls[1]).counts() == {
+        "running": 0,
+        "completed": 2,
+        "failed": 1,
+        "diverged": 1,
+        "interrupted": 0,
+    }
 
 
 def test_concurrent_processes_claim_a_run_exactly_once_on_postgresql(server):

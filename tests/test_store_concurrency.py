@@ -142,8 +142,8 @@ def test_a_schema_1_store_is_migrated_on_open(tmp_path):
     assert not store.claim(record("old"))  # completed stays completed
     assert store.claim(record("new"))
     store.finish("new", "failed", error="x")
-    assert store.counts() == {"running": 0, "completed": 1, "failed": 1, "diverged": 0}
-    assert Store(f"sqlite:///{path}").counts()["failed"] == 1  # reopening a v2 store changes nothing
+    assert store.counts() == {"running": 0, "completed": 1, "failed": 1, "diverged": 0, "interrupted": 0}
+    assert Store(f"sqlite:///{path}").counts()["failed"] == 1  # reopening a current store changes nothing
 
 
 def test_status_reports_counts_stale_runs_and_one_line_errors(tmp_path, capsys):

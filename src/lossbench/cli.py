@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,58 +63,79 @@ def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
 
 
 def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
-    """Compose and instantiate every cell of the (multi)run without training; exit 2 on the first problem.
+    """Build every cell's components and open its store; exit 2 on the first problem, before training.
+
+    Each cell is composed and built by `run.build_components` (the run's own code); each store is
+    opened for writing once every cell is valid (a foreign or corrupted database is refused).
 
     Returns each cell's (store URL, run id), so the outcome can be read back from the store.
     """
     from hydra.errors import HydraException, MissingConfigException
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from lossbench import run
     from lossbench.config import compose
-    from lossbench.store.record import run_id_of
-    from lossbench.train.config import TrainerConfig
+    from lossbench.identity import run_id_of
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     try:
         combos = expand_overrides(overrides, multirun)
-        seen, cells = set(), []
+        cache: dict = {}
+        cells, stores, warnings = [], {}, set()
         for combo in combos:
             cfg = compose(combo)
-            cells.append((str(cfg.store.url), run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]
-            for group in ("dataset", "loss", "weighting", "sampler", "stage2"):
-                node = OmegaConf.to_yaml(cfg[group], resolve=True)
-                if (group, node) in seen:
-                    continue
-                seen.add((group, node))
-                try:
-                    instantiate(cfg[group], _convert_="all")
-                except Exception as exc:
-                    cause = exc.__cause__ or exc
-                    choice = next((c.split("=", 1)[1] for c in combo if c.startswith(f"{group}=")), None)
-                    name = f" {choice!r}" if choice else ""
-                    _fail(f"invalid {group}{name}: {cause}")
-            try:
-                TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
-            except (TypeError, ValueError) as exc:
-                _fail(f"invalid trainer: {exc}")
-            from lossbench.run import check_task_kinds
-
-            check_task_kinds(cfg)  # a recipe that does not support the dataset's task kind: ValueError
+            chosen = dict(o.split("=", 1) for o in combo if "=" in o and not o.startswith(("+", "~")))
+            components = run.build_components(cfg, cache, choices=chosen)
+            warnings.update(components.warnings)
+            url = str(cfg.store.url)
+            cells.append((url, run_id_of(OmegaConf.to_container(cfg, resolve=True))))  # type: ignore[arg-type]
+            stores[url] = cfg.store
+        for url, node in stores.items():  # only once every cell is valid: refuse or create, and say so
+            run.get_store(url, node)
+        for warning in sorted(warnings):
+            print(f"lossbench: warning: {warning} (kept in the run's record)", file=sys.stderr)
     except MissingConfigException as exc:
         missing = (exc.missing_cfg_file or "").split("/")
         if len(missing) == 2 and exc.options is not None:
             _fail(f"unknown {missing[0]} {missing[1]!r}; valid options: {', '.join(sorted(exc.options))}")
         _fail(_one_line(exc))
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+    except (HydraException, OmegaConfBaseException) as exc:
         _fail(_one_line(exc))
+    except ValueError as exc:  # StoreError and every component's (and the task check's) own ValueError
+        _fail(str(exc).strip().splitlines()[0])
     return cells
 
 
+def _summary(outcomes: list[str], cells: int) -> str:
+    """`3 completed, 1 skipped, ...` over the grid's cells (`not run`: cells never reached)."""
+    counts = {s: outcomes.count(s) for s in ("completed", "skipped", "diverged", "failed")}
+    counts.update({s: outcomes.count(s) for s in sorted(set(outcomes) - set(counts))})
+    if cells > len(outcomes):
+        counts["not run"] = cells - len(outcomes)
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so the one exit path of `run` handles it like Ctrl-C."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def cmd_run(args: Sequence[str]) -> None:
-    """Hand `args` to the Hydra app; exit non-zero if any cell failed."""
+    """Hand `args` to the Hydra app; every way out goes through here and exits with one line.
+
+    Cells finish as `completed`/`diverged`/`failed` on their own. Anything else that ends the grid
+    (Ctrl-C, SIGTERM, a store that cannot be written: `run.Stop`, an unexpected error) marks the
+    runs this process holds as `interrupted` or `failed`, prints the grid summary and exits non-zero
+    with one line; rerunning the same command resumes (completed cells are skipped).
+    """
+    if any(a in ("--help", "-h") for a in args):
+        print_run_help([a for a in args if a not in ("--help", "-h")])
+        return
     cells: list[tuple[str, str]] = []
     if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
         check_user_options(args)
@@ -130,19 +152,70 @@ def cmd_run(args: Sequence[str]) -> None:
 
     GlobalHydra.instance().clear()
     sys.argv = ["lossbench run", *args, *searchpath_overrides()]
-    run.main()
-    if run.SESSION.progress is not None:
-        run.SESSION.progress.close()
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.getsignal(signal.SIGINT)
+    stop: tuple[str, str, int] | None = None  # (status for held runs, message, exit code)
+    try:
+        run.main()
+    except KeyboardInterrupt:
+        stop = ("interrupted", "interrupted (Ctrl-C); rerun the same command to resume", 130)
+    except _Terminated:
+        stop = ("interrupted", "terminated (SIGTERM); rerun the same command to resume", 143)
+    except run.Stop as exc:
+        stop = (exc.status, exc.message, exc.code)
+    except SystemExit as exc:  # Hydra's own exit (e.g. a config error it reports itself)
+        stop = ("failed", f"the run stopped (exit {exc.code})", exc.code if isinstance(exc.code, int) else 1)
+    except Exception as exc:  # noqa: BLE001  (one line, never a traceback)
+        stop = ("failed", f"{type(exc).__name__}: {_one_line(exc)}", 1)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            if stop is not None:
+                run.release_all(stop[0], stop[1])
+            if run.SESSION.progress is not None:
+                run.SESSION.progress.close()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            if full_error is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = full_error
     # Cells run by the joblib/submitit launchers live in other processes: their outcome is in the store.
-    outcomes = run.SESSION.outcomes or grid_outcomes(cells)
-    counts = {s: outcomes.count(s) for s in ("completed", "skipped", "diverged", "failed")}
-    counts.update({s: outcomes.count(s) for s in sorted(set(outcomes) - set(counts))})
-    if len(outcomes) > 1:
-        print("lossbench: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
-    if counts["failed"]:
-        _fail(
-            f"{counts['failed']} of {len(outcomes)} runs failed; errors: lossbench status --store ...", code=1
-        )
+    outcomes = run.SESSION.outcomes or (grid_outcomes(cells) if stop is None else [])
+    if len(cells) > 1 or len(outcomes) > 1:
+        print("lossbench: " + _summary(outcomes, max(len(cells), len(outcomes))), file=sys.stderr)
+    if stop is not None:
+        _fail(stop[1], code=stop[2])
+    failed = outcomes.count("failed")
+    if failed:
+        _fail(f"{failed} of {len(outcomes)} runs failed; errors: lossbench status --store ...", code=1)
+
+
+def print_run_help(overrides: Sequence[str]) -> None:
+    """`lossbench run --help`: the groups `lossbench list` shows, their options, the composed config.
+
+    Internal groups (the typed schemas `trainer/base`, `store/base`; `loss_model`; `paths`) are left
+    out, as `lossbench list` leaves them out.
+    """
+    from omegaconf import OmegaConf
+
+    from lossbench.config import CONFIG_DIR, GROUPS, compose, options
+
+    text = OmegaConf.load(CONFIG_DIR / "hydra" / "help" / "lossbench.yaml")
+    print(text.header, end="\n\n== Config groups (choose with GROUP=OPTION) ==\n")
+    for group in GROUPS:
+        print(f"{group}: {', '.join(n for n in options(group) if n != 'base')}")
+    try:
+        cfg = compose(list(overrides))
+    except Exception as exc:  # noqa: BLE001
+        _fail(_one_line(exc))
+    shown = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("paths",)}  # type: ignore[union-attr]
+    print("\n== Composed config (change any value with KEY=VALUE) ==")
+    print(OmegaConf.to_yaml(OmegaConf.create(shown)), end="")
+    print(f"\n{text.footer}")
 
 
 def default_store_url() -> str:
@@ -256,17 +329,21 @@ def cmd_status(ns: argparse.Namespace) -> None:
     """Print run counts per status and the failures' one-line errors."""
     import sqlalchemy as sa
 
-    from lossbench.store.db import Store, runs
+    from lossbench.store.db import Store, StoreError, read_connection, runs
 
     url = ns.store or default_store_url()
-    store = Store(url)
-    counts = store.counts()
-    stale = store.stale_runs()
-    with store.engine.connect() as conn:
-        failed = conn.execute(
-            sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
-            .where(runs.c.status.in_(["failed", "diverged"]))
-        ).mappings().all()  # fmt: skip
+    try:
+        store = Store.reader(url)  # read-only; refuses a missing, foreign or corrupted (quick_check) store
+        counts = store.counts()
+        stale = store.stale_runs()
+        with read_connection(url) as conn:
+            failed = conn.execute(
+                sa.select(runs.c.run_id, runs.c.dataset, runs.c.loss, runs.c.weighting, runs.c.seed, runs.c.status, runs.c.error)
+                .where(runs.c.status.in_(["failed", "diverged", "interrupted"]))
+            ).mappings().all()  # fmt: skip
+    except (StoreError, sa.exc.SQLAlchemyError) as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"cannot read the store {url}: {text}" if not isinstance(exc, StoreError) else text, code=1)
     problems = [
         {**{k: r[k] for k in ("run_id", "dataset", "loss", "weighting", "seed", "status")},
          "error": (r["error"] or "").strip().splitlines()[-1] if r["error"] else ""}
@@ -323,7 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="input shape models are checked on (default: 3 16 16)",
     )  # fmt: skip
     add_config_dir_argument(chk)
-    st = sub.add_parser("status", help="counts of completed/running/failed/diverged runs in the store")
+    st = sub.add_parser(
+        "status",
+        help="counts of completed/running/failed/diverged runs in the store",
+        description="Counts of runs per status in the store, the one-line error of each failed or diverged "
+        "run, and `running` runs whose process is gone (rerunning their grid takes them over). Opens the "
+        "store read-only and checks its integrity (SQLite's PRAGMA quick_check); exits 1 if it is corrupted.",
+    )
     st.add_argument("--store", help="SQLAlchemy URL (default: the configured store)")
     st.add_argument("--format", default="text", choices=["text", "json"])
     return parser
@@ -351,16 +434,18 @@ def with_config_dirs(args: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `lossbench` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "run":
-        cmd_run(with_config_dirs(argv[1:]))
-        return
-    ns = build_parser().parse_args(argv)
-    if ns.command in ("list", "check"):
-        with_config_dirs([f"--config-dir={d}" for d in ns.config_dir])
     try:
+        if argv and argv[0] == "run":
+            cmd_run(with_config_dirs(argv[1:]))
+            return
+        ns = build_parser().parse_args(argv)
+        if ns.command in ("list", "check"):
+            with_config_dirs([f"--config-dir={d}" for d in ns.config_dir])
         {"report": cmd_report, "list": cmd_list, "status": cmd_status, "check": cmd_check}[ns.command](ns)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt:  # before or after a grid (a grid's own Ctrl-C is handled in cmd_run)
+        _fail("interrupted (Ctrl-C)", code=130)
 
 
 if __name__ == "__main__":

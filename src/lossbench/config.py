@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lossbench.groups import COMPONENT_GROUPS, GROUPS  # noqa: F401  (re-exported)
 from lossbench.store.config import StoreConfig
 from lossbench.train.config import TrainerConfig
 
@@ -40,8 +41,6 @@ CONFIG_DIR = _builtin_config_dir()
 # Directories of the user's own options (`--config-dir`, `LOSSBENCH_CONFIG_PATH`, `hydra.searchpath`).
 PATH_ENV = "LOSSBENCH_CONFIG_PATH"
 _USER_DIRS: list[Path] = []
-# The groups a user combines (`lossbench list` shows these).
-GROUPS = ("dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer", "store", "logger", "experiment", "sweep")  # fmt: skip
 
 
 def register_configs() -> None:
@@ -161,6 +160,12 @@ def _hydra_context() -> Iterator[None]:
         return
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="lossbench"):
         yield
+
+
+def config_groups() -> set[str]:
+    """Every config group on Hydra's search path (user config dirs included), internal ones too."""
+    with _hydra_context():
+        return set(GlobalHydra.instance().config_loader().list_groups(""))
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

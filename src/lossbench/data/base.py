@@ -36,6 +36,17 @@ class Dataset(ABC):
     noise: LabelNoise = LabelNoise()
     data_seed: int = 0
     asymmetric_map: Mapping[int, int] | None = None  # the dataset's published asymmetric-noise map
+    # Constructor parameters that say where the files are or how to get them, never what they hold
+    # (their contents are checked): left out of the run id (`lossbench.identity`).
+    execution_params: tuple[str, ...] = ()
+
+    def shapes(self) -> tuple[tuple[int, ...], int] | None:
+        """(input_shape, num_classes) when known without reading the data, else None (then it is loaded).
+
+        Preflight builds the model on these shapes; large datasets answer here so a grid's preflight
+        never holds their arrays.
+        """
+        return None
 
     @abstractmethod
     def build(self) -> DataSpec:
@@ -115,12 +126,18 @@ def longtail_spec(
     rng = np.random.default_rng(data_seed)
     remaining = np.arange(len(y))
     if test is None:
-        test_idx = select_per_class(y, [test_per_class] * num_classes, rng)
+        test_idx = select_per_class(
+            y, [test_per_class] * num_classes, rng, f"dataset.test_per_class={test_per_class}"
+        )
         remaining = np.setdiff1d(remaining, test_idx)
         test_x, test_y = x[test_idx], y[test_idx]
     else:
         test_x, test_y = test
-    val_idx = remaining[select_per_class(y[remaining], [val_per_class] * num_classes, rng)]
+    val_idx = remaining[
+        select_per_class(
+            y[remaining], [val_per_class] * num_classes, rng, f"dataset.val_per_class={val_per_class}"
+        )
+    ]
     remaining = np.setdiff1d(remaining, val_idx)
     available = np.bincount(y[remaining], minlength=num_classes)
     head = int(available.min()) if n_max is None else n_max

@@ -42,20 +42,43 @@ def longtail_counts(n_max: int, num_classes: int, imbalance_ratio: float, profil
     if profile == "exp":
         if num_classes == 1:
             return [n_max]
-        return [int(n_max * (1.0 / imbalance_ratio) ** (i / (num_classes - 1.0))) for i in range(num_classes)]
+        counts = [
+            int(n_max * (1.0 / imbalance_ratio) ** (i / (num_classes - 1.0))) for i in range(num_classes)
+        ]
+        _check_every_class_kept(counts, n_max, imbalance_ratio)
+        return counts
     head = num_classes // 2
-    return [n_max] * head + [int(n_max / imbalance_ratio)] * (num_classes - head)
+    counts = [n_max] * head + [int(n_max / imbalance_ratio)] * (num_classes - head)
+    _check_every_class_kept(counts, n_max, imbalance_ratio)
+    return counts
 
 
-def select_per_class(y: np.ndarray, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+def _check_every_class_kept(counts: Sequence[int], n_max: int, imbalance_ratio: float) -> None:
+    """A class with no training example makes per-class and balanced metrics meaningless: refuse it."""
+    empty = sum(1 for n in counts if n < 1)
+    if empty:
+        raise ValueError(
+            f"imbalance_ratio={imbalance_ratio:g} leaves {empty} of {len(counts)} classes without a training "
+            f"example (the head class has {n_max}); use dataset.imbalance_ratio <= {n_max}"
+        )
+
+
+def select_per_class(
+    y: np.ndarray, counts: Sequence[int], rng: np.random.Generator, what: str = ""
+) -> np.ndarray:
     """Pick `counts[c]` indices of class c from labels `y`, uniformly at random without replacement.
 
     Returns the chosen indices sorted ascending, so the selection depends on the seed only.
+    `what` names the setting behind `counts` in the error (e.g. ``"dataset.val_per_class=500"``).
     """
     chosen = []
     for c, n in enumerate(counts):
         idx = np.flatnonzero(y == c)
         if n > len(idx):
+            if what:
+                raise ValueError(
+                    f"{what} needs {n} examples of class {c} but only {len(idx)} are left; lower it"
+                )
             raise ValueError(f"class {c} needs {n} examples but only {len(idx)} are available")
         chosen.append(rng.choice(idx, size=n, replace=False))
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)

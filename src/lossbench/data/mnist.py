@@ -51,6 +51,7 @@ class MNISTLike(Dataset):
     tv_class: type = torchvision.datasets.MNIST
     mean, std = (0.1307,), (0.3081,)
     how = "set dataset.download=true (needs internet) or put the four IDX files there"
+    execution_params = ("root", "download", "system_dir")
 
     def __init__(
         self,
@@ -67,6 +68,10 @@ class MNISTLike(Dataset):
         self.set_recipe(imbalance_ratio, profile, val_per_class, data_seed, noise)
         if not download and not self._system_files_present():  # missing data fails before training
             self._ensure_files()
+
+    def shapes(self) -> tuple[tuple[int, ...], int]:
+        """IDX digit images are (1, 28, 28), 10 classes."""
+        return (1, 28, 28), 10
 
     @property
     def raw_folder(self) -> Path:

@@ -38,6 +38,12 @@ class LDAMLoss(Loss):
         self.max_m, self.s = float(max_m), float(s)
         self.logit_scale = self.s  # evaluation scores softmax(s * z), the distribution LDAM trains
         self.register_buffer("margins", torch.zeros(0))
+        # accepted (the documented margin-free case) but rarely meant: the run records this note
+        self.config_warnings = (
+            (f"max_m=0: no margins, so this is cross-entropy on {self.s:g}-scaled logits, not LDAM",)
+            if self.max_m == 0
+            else ()
+        )
 
     def fit(self, task: Task, targets: Tensor) -> None:
         """Compute the per-class margins from the training counts."""

@@ -56,16 +56,43 @@ def _split(text: str) -> list[str]:
 
 
 def report(ns: argparse.Namespace, url: str) -> None:
-    """Run `lossbench report` with parsed arguments `ns` on the store at `url`."""
+    """Run `lossbench report` with parsed arguments `ns` on the store at `url` (opened read-only)."""
     try:
+        check_output(ns.out or ("results/report" if ns.format == "html" else None), url, ns.format == "html")
         _report(ns, url)
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(str(exc).strip().splitlines()[0])
+    except OSError as exc:
+        where = exc.filename or ns.out
+        _fail(f"cannot write {where}: {exc.strerror or exc}; choose a writable --out path")
+
+
+def check_output(out: str | None, url: str, folder: bool) -> None:
+    """`ValueError` unless `out` may be written: never a store, any SQLite file, or the wrong kind of path.
+
+    `folder`: the output is a folder (the html report), else a file.
+    """
+    from lossbench.store.db import is_sqlite_file, sqlite_file
+
+    if out is None:
+        return
+    path = Path(out).expanduser()
+    store = sqlite_file(url)
+    if store is not None and path.resolve() in {Path(f"{store}{s}").resolve() for s in ("", "-wal", "-shm")}:
+        raise ValueError(f"--out {out} is the store itself; it is never overwritten: choose another path")
+    if path.is_file() and is_sqlite_file(path):
+        raise ValueError(
+            f"--out {out} is a SQLite database (a store?); it is never overwritten: choose another path"
+        )
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out} is a file, but the html report is a folder: give a folder path")
+    if not folder and path.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name, e.g. --out {path / 'table.md'}")
 
 
 def _report(ns: argparse.Namespace, url: str) -> None:
     from lossbench.report import targets as targets_mod
-    from lossbench.report.formats import render_frame
+    from lossbench.report.formats import join_labels, render_frame
     from lossbench.report.load import load_runs
     from lossbench.report.stats import method_labels
     from lossbench.report.tables import caption_for, pooled_cells, render_table, summarize_metrics
@@ -96,7 +123,7 @@ def _report(ns: argparse.Namespace, url: str) -> None:
     table = render_table(summary, metrics[0], "html" if fmt == "html" else fmt, rows, cols, ns.ci,
                          caption=None if fmt == "csv" else caption)  # fmt: skip
     setting_cols = [c for c in cols if c != "metric"]
-    setting = runs[setting_cols].astype(str).agg(" / ".join, axis=1) if setting_cols else "all"
+    setting = join_labels(runs, setting_cols, " / ") if setting_cols else "all"
     method_rows = [r for r in rows if r != "metric"]
     runs = runs.assign(method=method_labels(runs, method_rows), setting=setting)
     sections: list[tuple[str, str]] = []
@@ -126,7 +153,7 @@ def _statistics(
     """Paired tests vs the baseline, average ranks and Friedman/Nemenyi; returns the Friedman result or None."""
     if not ns.baseline and fmt != "html":
         return None
-    from lossbench.report.formats import render_frame
+    from lossbench.report.formats import join_labels, render_frame
     from lossbench.report.stats import average_ranks, friedman_nemenyi, paired_vs_baseline, score_matrix
     from lossbench.report.tables import HIGHER_IS_BETTER, metric_column
 
@@ -143,7 +170,7 @@ def _statistics(
     setting_cols = [c for c in _split(ns.cols) if c != "metric"]
     per_setting = summary[summary["metric"] == metric]
     per_setting = per_setting.assign(
-        setting=per_setting[setting_cols].astype(str).agg(" / ".join, axis=1) if setting_cols else "all"
+        setting=join_labels(per_setting, setting_cols, " / ") if setting_cols else "all"
     )
 
     scores = score_matrix(per_setting, rows, "setting")
@@ -181,7 +208,9 @@ def _write_html(
     out_dir = Path(ns.out or "results/report")
     details = load_details(url, list(runs["run_id"]))
     figures = make_figures(url, runs, details, ns.select, metric, out_dir, friedman)
-    labels = ["experiment", "dataset", "model", "loss", "weighting", "sampler"]
+    from lossbench.groups import RUN_LABELS
+
+    labels = [k for k in RUN_LABELS if k != "trainer"]
     title = f"lossbench report{f': {ns.experiment}' if ns.experiment else ''}"
     path = write_report(out_dir, title, [("Results", table), *sections], figures, notes,
                         provenance(details, labels), url)  # fmt: skip

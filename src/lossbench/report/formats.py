@@ -114,3 +114,15 @@ def render_frame(frame: pd.DataFrame, fmt: str, title: str, label: str = "tab:lo
     if fmt == "latex":
         return latex_table(text.map(latex_escape), 0, title, label)
     return html_table(text, title)
+
+
+def join_labels(frame: pd.DataFrame, keys: Sequence[str], sep: str) -> pd.Series:
+    """The values of columns `keys` joined into one label per row; a missing value reads ``n/a``.
+
+    (A config key a run lacks, e.g. `dataset.imbalance_ratio` of a UCI table, is None; pandas keeps
+    that missing through `astype(str)`, so labels are built here, once, for every table and test.)
+    """
+    text = frame[list(keys)].map(
+        lambda v: "n/a" if v is None or (isinstance(v, float) and v != v) else str(v)
+    )
+    return text.agg(sep.join, axis=1)

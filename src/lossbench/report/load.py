@@ -9,21 +9,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from lossbench.store.db import history, make_engine, runs
+from lossbench.groups import LABEL_COLUMNS
+from lossbench.store.db import history, read_connection, runs
 
-LABELS = [
-    "run_id",
-    "variant",
-    "status",
-    "experiment",
-    "dataset",
-    "model",
-    "loss",
-    "weighting",
-    "sampler",
-    "trainer",
-    "seed",
-]
+LABELS = ["run_id", "variant", "status", *LABEL_COLUMNS, "seed"]
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -56,7 +45,6 @@ def load_runs(
         experiment: Keep only runs of this experiment config (`experiment=NAME`).
         config_keys: Dotted keys of the resolved config added as columns (`dataset.imbalance_ratio`).
     """
-    engine = make_engine(url)
     query = sa.select(
         *[runs.c[c] for c in LABELS],
         runs.c.metrics,
@@ -69,13 +57,8 @@ def load_runs(
         query = query.where(runs.c.status.in_(list(statuses)))
     if experiment is not None:
         query = query.where(runs.c.experiment == experiment)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-    except sa.exc.OperationalError as exc:
-        raise ValueError(f"cannot read runs from {url}: {exc.orig}") from exc
-    finally:
-        engine.dispose()
+    with read_connection(url) as conn:  # read-only: never creates, migrates or writes
+        rows = conn.execute(query).mappings().all()
     records = []
     for row in rows:
         rec = {c: row[c] for c in LABELS}
@@ -96,39 +79,29 @@ def load_runs(
 
 def load_details(url: str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Everything the store holds about `run_ids` (config, data_meta, environment, all metrics, lists included)."""
-    engine = make_engine(url)
     cols = ["run_id", "labels", "config", "metrics", "data_meta", "environment", "started_at", "duration_s"]
     out: dict[str, dict[str, Any]] = {}
-    try:
-        with engine.connect() as conn:
-            for i in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
-                query = sa.select(*[runs.c[c] for c in cols]).where(
-                    runs.c.run_id.in_(list(run_ids[i : i + 500]))
-                )
-                for row in conn.execute(query).mappings():
-                    rec = dict(row)
-                    for key in ("labels", "config", "metrics", "data_meta", "environment"):
-                        rec[key] = _as_dict(rec[key])
-                    out[rec["run_id"]] = rec
-    finally:
-        engine.dispose()
+    with read_connection(url) as conn:
+        for i in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
+            query = sa.select(*[runs.c[c] for c in cols]).where(runs.c.run_id.in_(list(run_ids[i : i + 500])))
+            for row in conn.execute(query).mappings():
+                rec = dict(row)
+                for key in ("labels", "config", "metrics", "data_meta", "environment"):
+                    rec[key] = _as_dict(rec[key])
+                out[rec["run_id"]] = rec
     return out
 
 
 def load_history(url: str, run_ids: Sequence[str]) -> pd.DataFrame:
     """Per-epoch rows (`run_id`, `epoch`, `train/loss`, `val/acc`, ...) of `run_ids`, in epoch order."""
-    engine = make_engine(url)
     records: list[dict[str, Any]] = []
-    try:
-        with engine.connect() as conn:
-            for i in range(0, len(run_ids), 500):
-                query = (
-                    sa.select(history.c.run_id, history.c.epoch, history.c["values"])
-                    .where(history.c.run_id.in_(list(run_ids[i : i + 500])))
-                    .order_by(history.c.run_id, history.c.epoch)
-                )
-                for run_id, epoch, values in conn.execute(query):
-                    records.append({**_as_dict(values), "run_id": run_id, "epoch": epoch})
-    finally:
-        engine.dispose()
+    with read_connection(url) as conn:
+        for i in range(0, len(run_ids), 500):
+            query = (
+                sa.select(history.c.run_id, history.c.epoch, history.c["values"])
+                .where(history.c.run_id.in_(list(run_ids[i : i + 500])))
+                .order_by(history.c.run_id, history.c.epoch)
+            )
+            for run_id, epoch, values in conn.execute(query):
+                records.append({**_as_dict(values), "run_id": run_id, "epoch": epoch})
     return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["run_id", "epoch"])

@@ -16,12 +16,14 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from lossbench.report.formats import join_labels
+
 TESTS = ("ttest", "wilcoxon")
 
 
 def method_labels(frame: pd.DataFrame, rows: Sequence[str]) -> pd.Series:
     """One label per row joining the method columns: `ldam/drw`."""
-    return frame[list(rows)].astype(str).agg("/".join, axis=1)
+    return join_labels(frame, rows, "/")
 
 
 def paired_vs_baseline(

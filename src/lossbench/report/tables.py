@@ -8,7 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from lossbench.metrics.names import HIGHER_IS_BETTER  # drives bold (best) and underline (second)
-from lossbench.report.formats import FORMATS, render_cells
+from lossbench.report.formats import FORMATS, join_labels, render_cells
 
 PERCENT = {"acc", "balanced_acc", "macro_f1", "worst_class_acc", "many_acc", "medium_acc", "few_acc", "ece"}
 SELECTIONS = {
@@ -120,7 +120,7 @@ def render_table(
         summary = summary.assign(_order=summary["metric"].map(order)).sort_values(
             [*keys, "_order"], kind="stable"
         )
-    col_key = summary[list(cols)].astype(str).agg(" / ".join, axis=1)
+    col_key = join_labels(summary, cols, " / ")
     frame = summary.assign(_col=col_key, _scale=scale, _signed=summary["mean"] * sign)
     index = list(rows)
     if fmt == "csv":

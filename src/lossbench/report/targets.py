@@ -37,6 +37,13 @@ class Target:
     match: dict[str, Any]
 
 
+def _number(value: Any, file: Path, i: int) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{file}: target {i}: value must be a number, got {value!r}") from None
+
+
 def read_targets(path: str | Path) -> list[Target]:
     """Parse a targets YAML (a path, or the name of a bundled file such as `ldam_drw`)."""
     file = Path(path)
@@ -45,9 +52,26 @@ def read_targets(path: str | Path) -> list[Target]:
     if not file.exists():
         bundled = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
         raise ValueError(f"no targets file {path!r} (bundled: {bundled})")
-    doc = yaml.safe_load(file.read_text()) or {}
+    try:
+        doc = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(
+            f"{file} is not valid YAML{at} ({getattr(exc, 'problem', None) or exc}); fix the file"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read targets file {file}: {exc}") from exc
+    entries = doc.get("targets") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("method", {}), dict) for e in entries
+    ):
+        raise ValueError(
+            f"{file} is not a targets file: it needs a `targets:` list of mappings with method, metric, "
+            f"selection and value (see the bundled ldam_drw.yaml)"
+        )
     out = []
-    for i, entry in enumerate(doc.get("targets") or []):
+    for i, entry in enumerate(entries):
         merged = {**{k: doc.get(k) for k in FIELDS}, **entry}
         missing = [k for k in ("metric", "selection", "value") if merged.get(k) is None]
         if missing or "method" not in entry:
@@ -60,7 +84,7 @@ def read_targets(path: str | Path) -> list[Target]:
         match = {**(entry.get("setting") or doc.get("setting") or {}), **entry["method"]}
         out.append(Target(str(merged.get("paper") or ""), str(merged.get("table") or ""),
                           str(entry.get("name") or "/".join(map(str, entry["method"].values()))),
-                          merged["metric"], merged["selection"], unit, float(merged["value"]), match))  # fmt: skip
+                          merged["metric"], merged["selection"], unit, _number(merged["value"], file, i), match))  # fmt: skip
     return out
 
 

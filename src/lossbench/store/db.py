@@ -8,7 +8,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,9 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
+from lossbench.groups import LABEL_COLUMNS
 from lossbench.store.record import STATUSES, RunRecord, utcnow
 
-SCHEMA_VERSION = 2  # 2: runs.owner_host, owner_pid, heartbeat_at, attempt (added to a v1 store on open)
+# 2: runs.owner_host, owner_pid, heartbeat_at, attempt (added to a v1 store on open)
+# 3: run ids from `lossbench.identity` (normalised, execution settings left out); a v2 store's ids are
+#    recomputed from each row's stored config when it is first opened for writing (`_migrate_ids`)
+SCHEMA_VERSION = 3
 HOST = socket.gethostname()
 # Run ids this process has claimed and not finished yet, with the attempt number it holds.
 _ACTIVE: dict[str, int] = {}
@@ -69,16 +74,85 @@ store_meta = sa.Table(
 )
 
 
-def make_engine(url: str, timeout_s: float = 30.0) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and its parent folder created."""
-    parsed = sa.engine.make_url(url)
+class StoreError(ValueError):
+    """A store that cannot be opened as asked (missing, foreign, corrupted, read-only); one-line message."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite file URL; None for in-memory SQLite, other databases and non-URLs."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether `path` is a SQLite database file (its 16-byte header)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _readonly_connect(path: Path, timeout_s: float) -> Any:
+    """A read-only sqlite3 connection to `path` (URI `mode=ro`: never creates nor writes the file)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        return sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
+    except sqlite3.OperationalError:
+        # A WAL store in a read-only folder cannot get its shared-memory file; with no pending log
+        # the file alone is the whole database, so read it as immutable.
+        if Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size:
+            raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout_s, check_same_thread=False)
+
+
+def make_engine(url: str, timeout_s: float = 30.0, readonly: bool = False) -> Engine:
+    """An engine for `url`: SQLite gets WAL (when writing), a busy timeout and foreign keys.
+
+    `readonly=True` never creates or writes anything: a missing SQLite file raises `StoreError`, the
+    file is opened with SQLite's `mode=ro`, PostgreSQL sessions are read-only. Writing creates a SQLite
+    file's parent folder (only `lossbench run` opens a store for writing).
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreError(
+            f"cannot use store URL {url!r} ({exc}); give a SQLAlchemy URL such as sqlite:///results/lossbench.db"
+        ) from exc
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
-    database = parsed.database
-    if database in (None, "", ":memory:"):
+        if readonly:
+
+            @sa.event.listens_for(engine, "connect")
+            def _readonly(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                cur.close()
+
+        return engine
+    path = sqlite_file(url)
+    if path is None:
         engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    elif readonly:
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise StoreError(f"no store at {path}: it {what}; check the path (lossbench run creates a store)")
+        engine = sa.create_engine("sqlite://", creator=lambda: _readonly_connect(path, timeout_s))
     else:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise StoreError(
+                f"store path {path} is a folder; give a file, e.g. store.url=sqlite:///{path}/lossbench.db"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": timeout_s})
 
     @sa.event.listens_for(engine, "connect")
@@ -86,8 +160,8 @@ def make_engine(url: str, timeout_s: float = 30.0) -> Engine:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (`_begin` below)
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        if database not in (None, "", ":memory:"):
-            cur.execute("PRAGMA journal_mode=WAL")
+        if readonly:
+            cur.execute("PRAGMA query_only=ON")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -98,6 +172,82 @@ def make_engine(url: str, timeout_s: float = 30.0) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _where(url: str) -> str:
+    path = sqlite_file(url)
+    return str(path) if path is not None else sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _database_error(url: str, exc: BaseException) -> StoreError:
+    """One line for a database that SQLite or the server cannot read at all."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if "not a database" in text or "malformed" in text:
+        return StoreError(
+            f"{_where(url)} is not a readable SQLite database ({text}): it is corrupted or not a store; "
+            "point --store / store.url at a lossbench store, or restore this one from a backup"
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return StoreError(
+            f"cannot open the store {_where(url)} ({text}); check the file's and its folder's permissions"
+        )
+    return StoreError(f"cannot use the store {_where(url)}: {text}")
+
+
+def check_store(conn: sa.Connection, url: str, *, allow_empty: bool) -> bool:
+    """Raise `StoreError` unless the database at `conn` is a lossbench store; True if it has no tables.
+
+    A database holding other tables (its own `runs`, say) is foreign: refused, never written to.
+    A store with a newer schema than this lossbench is refused too.
+    """
+    tables = set(sa.inspect(conn).get_table_names())
+    if not tables:
+        if allow_empty:
+            return True
+        raise StoreError(
+            f"{_where(url)} is empty, not a lossbench store; run `lossbench run` with store.url pointing "
+            "there to create one, or give the path of an existing store"
+        )
+    if not {"runs", "store_meta"} <= tables:
+        raise StoreError(
+            f"{_where(url)} is a database that is not a lossbench store (its tables: "
+            f"{', '.join(sorted(tables)[:6])}); it was left untouched: use another store path"
+        )
+    version = conn.execute(sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")).scalar()
+    if version is None or not str(version).isdigit():
+        raise StoreError(
+            f"{_where(url)} has no lossbench schema version; it is not a store this lossbench wrote"
+        )
+    if int(version) > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {_where(url)} has schema version {version}, newer than this lossbench's "
+            f"({SCHEMA_VERSION}); upgrade lossbench"
+        )
+    return False
+
+
+def integrity_problem(conn: sa.Connection) -> str | None:
+    """SQLite's `PRAGMA quick_check` verdict: None when it is ok, else its first finding."""
+    if conn.dialect.name != "sqlite":
+        return None
+    rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+    if rows == ["ok"]:
+        return None
+    findings = [ln.strip() for r in rows for ln in r.splitlines() if ln.strip() and not ln.startswith("***")]
+    return findings[0] if findings else "no answer"
+
+
+@contextmanager
+def read_connection(url: str) -> Iterator[sa.Connection]:
+    """A connection to the store at `url` opened read-only (`Store.reader`); database errors -> `StoreError`."""
+    store = Store.reader(url)
+    try:
+        with store.engine.connect() as conn:
+            yield conn
+    except sa.exc.DBAPIError as exc:
+        raise _database_error(url, exc) from exc
+    finally:
+        store.engine.dispose()
 
 
 def _transient(exc: BaseException) -> bool:
@@ -123,6 +273,37 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _migrate_ids(conn: sa.Connection) -> None:
+    """Schema 2 -> 3: give every run the id `lossbench.identity` computes from its stored config.
+
+    The history rows follow their run. Rows whose config now has the same identity (e.g. reruns that
+    differed only in `trainer.device` or in `seed=0` vs `seed=0.0`) cannot share one id: the
+    completed one finished last takes the new id, so the grid finds it; the others keep their old id
+    and every value they had, so nothing is lost. Rows without a config keep their id.
+    """
+    from lossbench.identity import run_id_of, variant_of
+
+    rows = conn.execute(sa.select(runs)).mappings().all()
+    by_new: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        config = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"] or "null")
+        try:
+            new_id, new_variant = run_id_of(config), variant_of(config)
+        except (ValueError, TypeError, AttributeError):  # no config, or a seed that was never an integer
+            continue
+        by_new.setdefault(new_id, []).append({**row, "variant": new_variant})
+    for new_id, group in by_new.items():
+        group.sort(key=lambda r: (r["status"] == "completed", str(r["finished_at"] or "")), reverse=True)
+        keep = group[0]
+        old_id = keep["run_id"]
+        if old_id != new_id:
+            conn.execute(runs.insert().values(**{**keep, "run_id": new_id}))
+            conn.execute(history.update().where(history.c.run_id == old_id).values(run_id=new_id))
+            conn.execute(runs.delete().where(runs.c.run_id == old_id))
+        else:
+            conn.execute(runs.update().where(runs.c.run_id == old_id).values(variant=keep["variant"]))
+
+
 class Store:
     """One row per run in `runs`, its per-epoch rows in `history`; every write is one transaction.
 
@@ -142,11 +323,64 @@ class Store:
     """
 
     def __init__(
-        self, url: str, timeout_s: float = 30.0, stale_after_s: float = 3600.0, retries: int = 8
+        self,
+        url: str,
+        timeout_s: float = 30.0,
+        stale_after_s: float = 3600.0,
+        retries: int = 8,
+        readonly: bool = False,
     ) -> None:
-        self.url, self.stale_after_s, self.retries = url, stale_after_s, retries
-        self.engine = make_engine(url, timeout_s)
+        self.url, self.stale_after_s, self.retries, self.readonly = url, stale_after_s, retries, readonly
         self._beats: dict[str, float] = {}
+        self._held: set[str] = set()  # run ids this Store claimed and has not finished
+        self.created = False  # whether opening it created a new, empty store
+        self.engine = make_engine(url, timeout_s, readonly=readonly)
+        try:
+            if readonly:
+                with self.engine.connect() as conn:
+                    check_store(conn, url, allow_empty=False)
+                    problem = integrity_problem(conn)
+                if problem is not None:  # a report from a damaged store could silently miss runs
+                    raise StoreError(
+                        f"store {_where(url)} is corrupted (PRAGMA quick_check: {problem}); restore it from a "
+                        f"backup or salvage it with `sqlite3 {_where(url)} .recover`"
+                    )
+                return
+            self._open_for_writing(url)
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise _database_error(url, exc) from exc
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    @classmethod
+    def reader(cls, url: str) -> Store:
+        """The store at `url` opened read-only: never created, migrated or written (`StoreError` if absent)."""
+        return cls(url, readonly=True)
+
+    def _open_for_writing(self, url: str) -> None:
+        """Refuse foreign and corrupted databases before writing anything; then create or migrate."""
+        path = sqlite_file(url)
+        if path is not None and path.exists() and path.stat().st_size and not is_sqlite_file(path):
+            raise StoreError(
+                f"{path} is not a SQLite database; it was left untouched: use another store path"
+            )
+        with self.engine.connect() as conn:
+            empty = check_store(conn, url, allow_empty=True)
+            problem = integrity_problem(conn) if not empty else None
+        if problem is not None:
+            raise StoreError(
+                f"store {path} is corrupted (PRAGMA quick_check: {problem}); nothing was written: restore it "
+                f"from a backup or salvage it with `sqlite3 {path} .recover`, or use another store path"
+            )
+        if path is not None:
+            raw = self.engine.raw_connection()  # outside a transaction, as SQLite requires
+            try:
+                raw.cursor().execute("PRAGMA journal_mode=WAL")  # persistent: set once, in the file
+            finally:
+                raw.close()
+        self.created = empty
         for attempt in range(2):  # two processes creating a fresh store at once: the loser retries
             try:
                 self._transact(self._create_or_migrate)
@@ -162,16 +396,21 @@ class Store:
         ).scalar()
         if version is None:
             conn.execute(store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(version) > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"store {self.url} has schema version {version}, newer than this lossbench ({SCHEMA_VERSION}); upgrade"
+            return
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {_where(self.url)} has schema version {version}, newer than this lossbench's "
+                f"({SCHEMA_VERSION}); upgrade lossbench"
             )
-        elif int(version) < SCHEMA_VERSION:  # 1 -> 2: add the owner columns
+        if int(version) < 2:  # 1 -> 2: add the owner columns
             have = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
             for column in runs.columns:
                 if column.name not in have:
                     kind = column.type.compile(dialect=conn.dialect)
                     conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}")
+        if int(version) < 3:
+            _migrate_ids(conn)
+        if int(version) < SCHEMA_VERSION:
             conn.execute(
                 store_meta.update()
                 .where(store_meta.c.key == "schema_version")
@@ -235,7 +474,7 @@ class Store:
             attempt = (row[4] or 0) + 1 if row is not None else 1
             values = dict(
                 variant=record.variant, status="running",
-                **{k: labels.get(k) for k in ("experiment", "dataset", "model", "loss", "weighting", "sampler", "trainer")},
+                **{k: labels.get(k) for k in LABEL_COLUMNS},
                 seed=record.seed, labels=labels, config=_clean(record.config),
                 environment=_clean(record.environment), started_at=record.started_at, metrics=None,
                 data_meta=None, error=None, finished_at=None, duration_s=None,
@@ -259,6 +498,7 @@ class Store:
         if attempt is None:
             return False
         _ACTIVE[record.run_id] = attempt
+        self._held.add(record.run_id)
         self._beats[record.run_id] = time.monotonic()
         return True
 
@@ -297,7 +537,7 @@ class Store:
         process took it over meanwhile (nothing is written then).
         """
         if status not in STATUSES or status == "running":
-            raise ValueError(f"finish status must be one of completed, failed, diverged; got {status!r}")
+            raise ValueError(f"finish status must be one of {', '.join(STATUSES[1:])}; got {status!r}")
         if run_id not in _ACTIVE:
             raise KeyError(f"run {run_id} was never claimed by this process")
         attempt = _ACTIVE[run_id]
@@ -330,11 +570,29 @@ class Store:
                 conn.execute(history.insert(), rows)
             return True
 
-        written = self._transact(work)
-        _ACTIVE.pop(run_id, None)
-        self._beats.pop(run_id, None)
+        try:
+            written = self._transact(work)
+        finally:
+            _ACTIVE.pop(run_id, None)
+            self._beats.pop(run_id, None)
+            self._held.discard(run_id)
         if not written:
             raise ClaimLost(f"run {run_id} was taken over by another process; its result is discarded")
+
+    def release_claims(self, status: str, error: str) -> int:
+        """Finish every run this Store still holds as `status` (`interrupted`/`failed`); how many it wrote.
+
+        The one exit path of `lossbench run` calls it; a run it cannot write (the disk is full, the
+        database gone) stays `running` with a dead owner, which the next run of its grid takes over.
+        """
+        done = 0
+        for run_id in sorted(self._held):
+            try:
+                self.finish(run_id, status, error=error)
+                done += 1
+            except (ClaimLost, KeyError, sa.exc.SQLAlchemyError, OSError):
+                pass
+        return done
 
     def stale_runs(self) -> list[dict[str, Any]]:
         """`running` runs whose owner is gone: the next invocation of their grid takes them over."""

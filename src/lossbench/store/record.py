@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 import platform
 import socket
@@ -15,22 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("running", "completed", "failed", "diverged")
-# Keys of the resolved config that do not change what a run computes, so they stay out of its id.
-NON_IDENTITY_KEYS = ("store", "force", "logger", "paths", "local")
-GROUP_LABELS = ("experiment", "dataset", "model", "loss", "weighting", "sampler", "stage2", "trainer")
+from lossbench.groups import RUN_LABELS
+from lossbench.identity import check_seed, run_id_of, variant_of
 
-
-def run_id_of(config: dict[str, Any]) -> str:
-    """Hash of the resolved config (seed included; store location, logging and `force` excluded)."""
-    identity = {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
-    blob = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def variant_of(config: dict[str, Any]) -> str:
-    """Hash of the resolved config without the seed: runs sharing it are seeds of one cell."""
-    return run_id_of({k: v for k, v in config.items() if k != "seed"})
+# `interrupted`: the process was stopped (Ctrl-C, SIGTERM) or could not go on (e.g. the disk filled up)
+# while it held the run; like `failed`, the next invocation of its grid runs it again.
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 
 
 def utcnow() -> datetime:
@@ -57,12 +45,12 @@ class RunRecord:
     @classmethod
     def start(cls, config: dict[str, Any], choices: dict[str, Any]) -> RunRecord:
         """A record for a run of the resolved `config` with the chosen options `choices`."""
-        labels = {k: (str(choices[k]) if choices.get(k) is not None else None) for k in GROUP_LABELS}
+        labels = {k: (str(choices[k]) if choices.get(k) is not None else None) for k in RUN_LABELS}
         return cls(
             run_id=run_id_of(config),
             variant=variant_of(config),
             labels=labels,
-            seed=int(config.get("seed", 0)),
+            seed=check_seed(config.get("seed", 0)),
             config=config,
             environment=environment(),
         )

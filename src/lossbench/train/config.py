@@ -5,10 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+# Field metadata of an execution setting: how a run is carried out, never what it computes. Such
+# fields stay out of the run id (`lossbench.identity`), so changing one reruns nothing.
+EXECUTION = {"execution": True}
+
 
 @dataclass
 class TrainerConfig:
     """Everything the one training loop reads.
+
+    Fields declared with ``metadata=EXECUTION`` (device, progress, checkpoint_every, eval_batch_size)
+    do not change a result, so they are not part of a run's identity.
 
     The learning rate follows the epoch (as in the LDAM-DRW reference): linear warm-up
     `lr * (epoch + 1) / warmup_epochs` for the first `warmup_epochs`, then `schedule`:
@@ -27,17 +34,19 @@ class TrainerConfig:
     lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where a step factor starts
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
-    eval_batch_size: int = 1024
+    eval_batch_size: int = field(default=1024, metadata=EXECUTION)  # memory only: same metrics
     # picks the best-validation epoch; null = the task's default (val/acc classification, val/mae regression)
     select_metric: str | None = None
     # many-shot: a class/bin with more training examples; null = the task's (100 classification, per dataset regression)
     many_threshold: int | None = None
     few_threshold: int | None = None  # few-shot: fewer than this many; null = the task's (20 classification)
     ece_bins: int = 15
-    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    device: str = field(default="auto", metadata=EXECUTION)  # auto (CUDA when present) | cpu | cuda | cuda:N
     deterministic: bool = True
-    progress: bool = True  # per-epoch progress bar (only shown on a terminal)
-    checkpoint_every: int = 0  # save a resumable checkpoint every N epochs (0 = off)
+    progress: bool = field(default=True, metadata=EXECUTION)  # per-epoch progress bar (only on a terminal)
+    checkpoint_every: int = field(
+        default=0, metadata=EXECUTION
+    )  # resumable checkpoint every N epochs (0 = off)
 
     def __post_init__(self) -> None:
         """Check values that would otherwise fail mid-training."""
