@@ -122,10 +122,19 @@ def test_examples_run(path, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(work)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # `lossbench run` hands its arguments to Hydra there
-    modules = set(sys.modules)
+    modules, environ = set(sys.modules), set(os.environ)
     try:
         log = run_examples(path, work, dict(os.environ))
     finally:
+        from lossbench.config import use_config_dirs
+
+        monkeypatch.delenv("LOSSBENCH_CONFIG_PATH")
+        use_config_dirs([])  # no user config directory stays in force for later tests
+        if "wandb" in sys.modules:  # the docs' `logger=wandb` run: stop its service, forget its env
+            sys.modules["wandb"].teardown()
+        for key in set(os.environ) - environ:
+            if key.startswith("WANDB_"):
+                del os.environ[key]
         for name in set(sys.modules) - modules:  # the docs' own modules (my_loss, ...)
             if str(work) in str(getattr(sys.modules[name], "__file__", "") or ""):
                 del sys.modules[name]
