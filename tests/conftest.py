@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,12 +34,15 @@ def small_cfg(overrides=(), store_url: str | None = None) -> tuple[DictConfig, d
     return cfg, choices
 
 
-def lossbench(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
-    """Run the real console script in a subprocess."""
+def lossbench(
+    *args: str, cwd: Path | None = None, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real console script in a subprocess (`env` adds to the environment)."""
     exe = Path(sys.executable).with_name("lossbench")
     return subprocess.run(
-        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=check
-    )
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=check,
+        env={**os.environ, **env} if env else None,
+    )  # fmt: skip
 
 
 @pytest.fixture

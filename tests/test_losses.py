@@ -1,12 +1,11 @@
+"""Reference values of the losses; the contract every loss meets is in lossbench.contracts (test_contracts)."""
+
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lossbench.losses import build_loss
-from lossbench.tasks.base import prepare
-from lossbench.tasks.classification import classification_stats
 from tests.conftest import options_for
 
 COUNTS = [50, 20, 5]
@@ -16,54 +15,6 @@ LOSSES = options_for("loss")  # classification losses (regression ones: tests/te
 def batch(n=8, c=3, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, c, generator=g, dtype=dtype) * 3, torch.randint(0, c, (n,), generator=g)
-
-
-@pytest.mark.parametrize("name", LOSSES)
-def test_loss_contract(name):
-    loss = build_loss(name, COUNTS)
-    logits, y = batch()
-    logits.requires_grad_(True)
-    out = loss(logits, y)
-    assert out.shape == (8,) and torch.isfinite(out).all()
-    out.sum().backward()
-    assert logits.grad is not None and torch.isfinite(logits.grad).all()
-
-
-@pytest.mark.parametrize("name", LOSSES)
-def test_loss_permutation_equivariant(name):
-    loss = build_loss(name, COUNTS)
-    logits, y = batch(16)
-    p = torch.randperm(16, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(loss(logits[p], y[p]), loss(logits, y)[p])
-
-
-@pytest.mark.parametrize("name", LOSSES)
-def test_loss_float64_agrees(name):
-    loss = build_loss(name, COUNTS)
-    logits, y = batch()
-    torch.testing.assert_close(loss(logits, y).double(), loss(logits.double(), y), rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", LOSSES)
-def test_loss_survives_extreme_logits(name):
-    loss = build_loss(name, COUNTS)
-    logits = torch.tensor([[80.0, -80.0, 0.0], [-80.0, 80.0, 0.0]])
-    assert torch.isfinite(loss(logits, torch.tensor([0, 2]))).all()
-
-
-@pytest.mark.parametrize(
-    ("name", "params", "counts"),
-    [
-        ("focal", {"gamma": 0.0}, COUNTS),
-        ("ldam", {"max_m": 0.0, "s": 1.0}, COUNTS),
-        ("balanced_softmax", {}, [7, 7, 7]),
-        ("ce", {}, COUNTS),
-    ],
-)
-def test_limits_reduce_to_cross_entropy(name, params, counts):
-    logits, y = batch(32)
-    expected = F.cross_entropy(logits, y, reduction="none")
-    torch.testing.assert_close(build_loss(name, counts, **params)(logits, y), expected)
 
 
 def test_focal_hand_worked():
@@ -105,13 +56,3 @@ def test_unknown_loss_lists_valid_options():
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match="no parameter 'gama'"):
         build_loss("focal", COUNTS, gama=1.0)
-
-
-@pytest.mark.parametrize("name", LOSSES)
-def test_loss_nonnegative_for_any_number_of_classes(name):
-    loss = build_loss(name, COUNTS)
-    for counts in ([7, 3], [90, 50, 30, 20, 12, 8, 5, 3, 2, 1]):
-        prepare(*classification_stats(counts), loss)
-        logits, y = batch(32, len(counts))
-        out = loss(logits, y)
-        assert out.shape == (32,) and torch.isfinite(out).all() and (out >= 0).all(), counts

@@ -1,4 +1,4 @@
-"""`lossbench run|report|list|status`: the command line.
+"""`lossbench run|report|list|check|status`: the command line.
 
 `run` hands its arguments to the Hydra app (`lossbench.run`) untouched, after checking them all
 first, so a typo or an invalid parameter fails in one line before anything trains.
@@ -139,6 +139,7 @@ def cmd_run(args: Sequence[str]) -> None:
         return
     cells: list[tuple[str, str]] = []
     if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
+        check_user_options(args)
         cells = preflight(args)
     from hydra.core.global_hydra import GlobalHydra
     from tqdm.auto import tqdm
@@ -149,8 +150,10 @@ def cmd_run(args: Sequence[str]) -> None:
     if len(cells) > 1 and runs_in_process(args):  # grid bar; tqdm hides it when stderr is not a terminal
         run.SESSION.progress = tqdm(total=len(cells), desc="cells", unit="run", disable=None)
         run.SESSION.pending = []  # cells with trainer.stack=auto are queued, then trained in stacked groups
+    from lossbench.config import searchpath_overrides
+
     GlobalHydra.instance().clear()
-    sys.argv = ["lossbench run", *args]
+    sys.argv = ["lossbench run", *args, *searchpath_overrides()]
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -234,28 +237,94 @@ def cmd_report(ns: argparse.Namespace) -> None:
 
 def cmd_list(ns: argparse.Namespace) -> None:
     """Print the options of one group, or of every group, with their one-line descriptions."""
-    from lossbench.config import GROUPS, describe, options
+    from lossbench.config import GROUPS, describe, options, user_options
 
     groups = [ns.group] if ns.group else list(GROUPS)
     if ns.group and ns.group not in GROUPS:
         _fail(f"unknown group {ns.group!r}; valid groups: {', '.join(GROUPS)}")
     for group in groups:
         print(f"{group}:")
-        names = options(group)
+        names, mine = options(group), user_options(group)
         width = max((len(n) for n in names), default=0)
         for name in names:
-            print(f"  {name:<{width}}  {_kinds(group, name)}{describe(group, name)}")
+            mark = f"[user: {mine[name]}] " if name in mine else ""
+            print(f"  {name:<{width}}  {mark}{_kinds(group, name)}{describe(group, name)}")
+
+
+def cmd_check(ns: argparse.Namespace) -> None:
+    """Run the contract checks on each GROUP=NAME; exit 1 if any fails."""
+    from lossbench.config import GROUPS, option_file, options, user_options
+    from lossbench.contracts import check
+
+    failures = 0
+    for spec in ns.components:
+        group, _, name = spec.partition("=")
+        if group not in GROUPS:
+            _fail(f"expected GROUP=NAME with GROUP one of {', '.join(GROUPS)}, got {spec!r}")
+        if name not in options(group):
+            _fail(f"unknown {group} {name!r}; valid options: {', '.join(options(group))}")
+        kind = "user" if name in user_options(group) else "built-in"
+        print(f"{group}={name}  ({kind}: {option_file(group, name)})")
+        outcomes = check(group, name, input_shape=ns.input_shape)
+        for o in outcomes:
+            mark = "SKIP" if o.detail.startswith("skipped") else "PASS" if o.passed else "FAIL"
+            print(f"  {mark}  {o.check}" + (f": {o.detail}" if o.detail else ""))
+        failed = sum(not o.passed for o in outcomes)
+        failures += failed
+        print(f"  {len(outcomes) - failed} passed, {failed} failed")
+    if failures:
+        _fail(f"{failures} contract check(s) failed; fix the component and run lossbench check again", code=1)
+
+
+def check_user_options(args: Sequence[str]) -> None:
+    """Run the contract checks on every user option a (multi)run names; exit 2 on the first failure.
+
+    Built-in options pass them in the test suite; the user's are checked here, before any training.
+    """
+    from lossbench.config import GROUPS, compose, user_options
+
+    multirun = "-m" in args or "--multirun" in args
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    try:
+        combos = expand_overrides(overrides, multirun)
+    except Exception:  # a config error: preflight reports it in one line
+        return
+    named = {
+        (group, value)
+        for combo in combos
+        for group, _, value in (o.partition("=") for o in combo)
+        if group in GROUPS and value in user_options(group)
+    }
+    if not named:
+        return
+    from hydra.utils import instantiate
+
+    from lossbench.contracts import MODEL_INPUT, first_failure
+
+    for group, name in sorted(named):
+        shapes = {MODEL_INPUT}
+        if group == "model":  # check the model on the inputs of the datasets it is run on
+            shapes = set()
+            for combo in combos:
+                if f"model={name}" in combo:
+                    cfg = compose(combo)
+                    shapes.add(tuple(instantiate(cfg.dataset, _convert_="all").load().input_shape))
+        for shape in sorted(shapes):
+            problem = first_failure(group, name, input_shape=shape)
+            if problem:
+                _fail(f"{problem}; see `lossbench check {group}={name}`")
 
 
 def _kinds(group: str, name: str) -> str:
     """`[classification, regression] ` for options that declare task kinds (datasets: their one kind)."""
-    from lossbench.config import CONFIG_DIR
+    from lossbench.config import option_file
     from lossbench.tasks.compatible import RECIPE_GROUPS, kind_of_dataset, kinds_of, target_of
 
+    root = option_file(group, name).parents[1]  # the built-in configs or the user's directory
     if group == "dataset":
-        return f"[{kind_of_dataset(target_of(CONFIG_DIR, group, name))}] "
+        return f"[{kind_of_dataset(target_of(root, group, name))}] "
     if group in RECIPE_GROUPS:
-        return f"[{', '.join(kinds_of(target_of(CONFIG_DIR, group, name)))}] "
+        return f"[{', '.join(kinds_of(target_of(root, group, name)))}] "
     return ""
 
 
@@ -314,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark loss functions x weighting recipes x datasets; results go to one store.",
         epilog="`lossbench run --help` shows the run config. Example: lossbench run -m loss=ce,focal seed=0,1,2",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,status,study}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,check,status,study}")
     sub.add_parser("run", help="train and evaluate cells (Hydra overrides; -m for a grid)", add_help=False)
     rep = sub.add_parser(
         "report",
@@ -327,6 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="options of each config group", description="Options of the config groups."
     )
     lst.add_argument("group", nargs="?", help="one group (default: all)")
+    add_config_dir_argument(lst)
+    chk = sub.add_parser(
+        "check",
+        help="run the contract checks on components (built-in or your own)",
+        description="Build each GROUP=NAME from its YAML and run the contract checks the built-ins pass "
+        "(shapes, finite values, gradients, reduction, declared limits, permutation, float32/float64). "
+        "Exit 1 if any fails.",
+    )
+    chk.add_argument("components", nargs="+", metavar="GROUP=NAME", help="e.g. loss=focal or loss=my_loss")
+    chk.add_argument(
+        "--input-shape", type=int, nargs="+", default=[3, 16, 16], metavar="D",
+        help="input shape models are checked on (default: 3 16 16)",
+    )  # fmt: skip
+    add_config_dir_argument(chk)
     st = sub.add_parser(
         "status",
         help="counts of completed/running/failed/diverged runs in the store",
@@ -349,15 +432,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_config_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """`--config-dir DIR` (repeatable): the user's own options, as `lossbench run --config-dir DIR`."""
+    parser.add_argument(
+        "--config-dir", "-cd", action="append", default=[], metavar="DIR",
+        help="a directory of your own options (DIR/loss/my_loss.yaml, ...); also $LOSSBENCH_CONFIG_PATH",
+    )  # fmt: skip
+
+
+def with_config_dirs(args: Sequence[str]) -> list[str]:
+    """`args` without the user's config directories, which are put in force (one line on error)."""
+    from lossbench.config import use_config_dirs
+
+    try:
+        return use_config_dirs(args)
+    except ValueError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `lossbench` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "run":
-            cmd_run(argv[1:])
+            cmd_run(with_config_dirs(argv[1:]))
             return
         ns = build_parser().parse_args(argv)
-        {"report": cmd_report, "list": cmd_list, "status": cmd_status, "study": cmd_study}[ns.command](ns)
+        if ns.command in ("list", "check"):
+            with_config_dirs([f"--config-dir={d}" for d in ns.config_dir])
+        commands = {
+            "report": cmd_report,
+            "list": cmd_list,
+            "status": cmd_status,
+            "check": cmd_check,
+            "study": cmd_study,
+        }
+        commands[ns.command](ns)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except KeyboardInterrupt:  # before or after a grid (a grid's own Ctrl-C is handled in cmd_run)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,26 @@ from lossbench.groups import COMPONENT_GROUPS, GROUPS  # noqa: F401  (re-exporte
 from lossbench.store.config import StoreConfig
 from lossbench.train.config import TrainerConfig
 
-CONFIG_DIR = Path(os.environ.get("LOSSBENCH_CONFIG_DIR") or Path(__file__).resolve().parents[2] / "configs")
+
+def _builtin_config_dir() -> Path:
+    """The directory of the built-in options.
+
+    In an installed wheel it is the `lossbench.configs` package (setup.py maps `configs/` there);
+    running from a checkout (editable install, PYTHONPATH=src) it is that checkout's `configs/`.
+    """
+    if os.environ.get("LOSSBENCH_CONFIG_DIR"):
+        return Path(os.environ["LOSSBENCH_CONFIG_DIR"])
+    spec = importlib.util.find_spec("lossbench.configs")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "config.yaml").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+CONFIG_DIR = _builtin_config_dir()
+# Directories of the user's own options (`--config-dir`, `LOSSBENCH_CONFIG_PATH`, `hydra.searchpath`).
+PATH_ENV = "LOSSBENCH_CONFIG_PATH"
+_USER_DIRS: list[Path] = []
 
 
 def register_configs() -> None:
@@ -34,14 +55,92 @@ def register_configs() -> None:
 register_configs()
 
 
-def options(group: str) -> list[str]:
-    """The options of a config group, e.g. `options("loss") == ["balanced_softmax", "ce", ...]`."""
+def use_config_dirs(args: Sequence[str]) -> list[str]:
+    """Take the user's config directories out of command-line `args`; the rest of `args`, for Hydra.
+
+    `--config-dir DIR` (`-cd DIR`, repeatable) and `hydra.searchpath=[...]` entries join the
+    directories of `LOSSBENCH_CONFIG_PATH` (os.pathsep-separated). They are *appended* to the search
+    path: the built-in options are found first, and a user option with a built-in's name is refused.
+    Every Hydra call of this process (`compose`, the `run` app) then sees them through one
+    `hydra.searchpath` override, which is not part of the run config, so run ids do not change.
+    The working directory goes on `sys.path` (last), so a `_target_: my_loss.MyLoss` beside the
+    user's `configs/` imports. Raises `ValueError` for a directory that does not exist.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    rest, dirs = [], [p for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+    it = iter(args)
+    for arg in it:
+        if arg in ("--config-dir", "-cd"):
+            dirs.append(next(it, ""))
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
+        elif arg.startswith("hydra.searchpath="):
+            value = OverridesParser.create().parse_override(arg).value()
+            dirs += [str(v) for v in (value if isinstance(value, list) else [value])]
+        else:
+            rest.append(arg)
+    _USER_DIRS.clear()
+    for entry in dirs:
+        path = Path(entry.removeprefix("file://")).expanduser().resolve()
+        if entry.startswith("pkg://") or not path.is_dir():
+            raise ValueError(f"config directory {entry!r} does not exist; give an existing directory")
+        if path != CONFIG_DIR.resolve() and path not in _USER_DIRS:
+            _USER_DIRS.append(path)
+    for group in GROUPS:
+        clash = set(user_options(group)) & set(builtin_options(group))
+        if clash:
+            name = sorted(clash)[0]
+            raise ValueError(
+                f"{user_options(group)[name]} has the name of the built-in {group} {name!r}; rename the file"
+            )
+    if _USER_DIRS and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    return rest
+
+
+def user_config_dirs() -> list[Path]:
+    """The user's config directories in force (see `use_config_dirs`)."""
+    return list(_USER_DIRS)
+
+
+def searchpath_overrides() -> list[str]:
+    """The `hydra.searchpath=[...]` override adding the user's config directories (none: [])."""
+    if not _USER_DIRS:
+        return []
+    return ["hydra.searchpath=[" + ",".join(f"'file://{d}'" for d in _USER_DIRS) + "]"]
+
+
+def builtin_options(group: str) -> list[str]:
+    """The options lossbench ships in `group`."""
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def user_options(group: str) -> dict[str, Path]:
+    """The user's options of `group` (name -> YAML file), from the directories in force."""
+    found: dict[str, Path] = {}
+    for d in _USER_DIRS:
+        for p in sorted((d / group).glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group, e.g. `options("loss") == ["balanced_softmax", "ce", ...]`.
+
+    Built-in options plus the user's (see `use_config_dirs`).
+    """
+    return sorted({*builtin_options(group), *user_options(group)})
+
+
+def option_file(group: str, name: str) -> Path:
+    """The YAML file of an option (built-in or the user's)."""
+    return user_options(group).get(name) or CONFIG_DIR / group / f"{name}.yaml"
 
 
 def describe(group: str, name: str) -> str:
     """The one-line description of an option: the first comment line of its YAML."""
-    for line in (CONFIG_DIR / group / f"{name}.yaml").read_text().splitlines():
+    for line in option_file(group, name).read_text().splitlines():
         if line.startswith("#") and not line.startswith("# @package"):
             return line.lstrip("# ").strip()
     return ""
@@ -72,7 +171,7 @@ def config_groups() -> set[str]:
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The full run config with Hydra `overrides`, exactly as `lossbench run` would compose it."""
     with _hydra_context():
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=[*overrides, *searchpath_overrides()])
 
 
 def instantiate_option(group: str, name: str, **params: Any) -> Any:
@@ -95,4 +194,6 @@ def instantiate_option(group: str, name: str, **params: Any) -> Any:
 def compose_with_hydra(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """Like `compose`, with the `hydra` node (launcher, sweeper params, mode) included."""
     with _hydra_context():
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        return hydra_compose(
+            "config", overrides=[*overrides, *searchpath_overrides()], return_hydra_config=True
+        )

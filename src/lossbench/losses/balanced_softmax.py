@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.tasks.base import Task
 
@@ -17,6 +18,8 @@ class BalancedSoftmaxLoss(Loss):
     Equal counts recover cross-entropy (a constant shift leaves softmax unchanged). Counts of zero
     are clamped to 1 so the loss stays finite.
     """
+
+    limits = (Limit(equals="ce", class_counts=(7, 7, 7)),)  # checked by `lossbench check` (lossbench.limits)
 
     log_counts: Tensor
 

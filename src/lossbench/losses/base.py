@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from lossbench.limits import Limit
 from lossbench.tasks.base import CLASSIFICATION, Task
 
 
@@ -31,6 +32,8 @@ class Loss(nn.Module, metaclass=ABCMeta):
     """
 
     logit_scale: float = 1.0
+    # Declared limits ("with gamma=0 this is `ce`"), verified by `lossbench check` (see lossbench.limits).
+    limits: ClassVar[tuple[Limit, ...]] = ()
     fixed_lr: float | None = (
         None  # a constant learning rate for this module's own parameters (None: the trainer's)
     )

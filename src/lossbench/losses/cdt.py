@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.tasks.base import Task
 
@@ -22,6 +23,8 @@ class CDTLoss(Loss):
     Args:
         gamma: Temperature exponent (>= 0).
     """
+
+    limits = (Limit(equals="ce", params={"gamma": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     temperature: Tensor
 

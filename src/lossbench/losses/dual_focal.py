@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss
 
 
@@ -21,6 +22,8 @@ class DualFocalLoss(Loss):
     Args:
         gamma: Focusing parameter (>= 0).
     """
+
+    limits = (Limit(equals="ce", params={"gamma": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     def __init__(self, gamma: float = 5.0) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss
 
 
@@ -19,6 +20,8 @@ class LabelSmoothingLoss(Loss):
     Args:
         epsilon: Smoothing mass, in [0, 1].
     """
+
+    limits = (Limit(equals="ce", params={"epsilon": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     def __init__(self, epsilon: float = 0.1) -> None:
         super().__init__()

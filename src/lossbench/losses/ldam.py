@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.tasks.base import Task
 
@@ -21,6 +22,10 @@ class LDAMLoss(Loss):
         max_m: Largest margin, given to the rarest class (>= 0).
         s: Logit scale (> 0); the reference uses 30.
     """
+
+    limits = (
+        Limit(equals="ce", params={"max_m": 0.0, "s": 1.0}),
+    )  # checked by `lossbench check` (lossbench.limits)
 
     margins: Tensor
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.tasks.base import Task
 
@@ -21,6 +22,11 @@ class LogitAdjustedLoss(Loss):
     Args:
         tau: Scale of the log-prior adjustment (>= 0).
     """
+
+    limits = (
+        Limit(equals="ce", params={"tau": 0.0}),
+        Limit(equals="balanced_softmax", params={"tau": 1.0}),
+    )  # checked by `lossbench check` (lossbench.limits)
 
     log_prior: Tensor
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss
 
 
@@ -18,6 +19,8 @@ class Poly1Loss(Loss):
     Args:
         epsilon: Perturbation of the first polynomial coefficient (>= -1).
     """
+
+    limits = (Limit(equals="ce", params={"epsilon": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     def __init__(self, epsilon: float = 1.0) -> None:
         super().__init__()

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.losses.base import Loss, counts_tensor
 from lossbench.tasks.base import Task
 
@@ -25,6 +26,8 @@ class VSLoss(Loss):
         gamma: Exponent of the multiplicative (temperature) adjustment (>= 0).
         tau: Scale of the additive log-prior adjustment (>= 0).
     """
+
+    limits = (Limit(equals="ce", params={"gamma": 0.0, "tau": 0.0}),)  # checked by `lossbench check`
 
     scale: Tensor
     shift: Tensor

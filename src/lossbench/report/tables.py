@@ -129,7 +129,8 @@ def render_table(
         wide = frame.pivot_table(index=index, columns="_col", values=stats_, aggfunc="first")
         wide.columns = [f"{col}_{stat}" for stat, col in wide.columns]
         ordered = [f"{c}_{s}" for c in sorted(frame["_col"].unique()) for s in stats_]
-        return wide[ordered].reset_index().to_csv(index=False)
+        # reindex: a statistic that is missing everywhere (std of one seed) stays an empty column
+        return wide.reindex(columns=ordered).reset_index().to_csv(index=False)
     frame["_mark"] = _rank_marks(frame)
     return render_cells(frame, index, fmt, ci=ci, caption=caption)
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from lossbench.limits import Limit
 from lossbench.tasks.base import CLASSIFICATION, REGRESSION, Task
 
 
@@ -21,6 +22,9 @@ class Weighting(nn.Module, metaclass=ABCMeta):
     `targets`) and `on_epoch_end(epoch, model)` after each epoch's last step. Learnable parameters,
     if any, are added to the optimizer by the loop. `task_kinds` are the task kinds it supports.
     """
+
+    # Declared limits ("with power=0 this is `none`"), verified by `lossbench check` (lossbench.limits).
+    limits: ClassVar[tuple[Limit, ...]] = ()
 
     fixed_lr: float | None = (
         None  # a constant learning rate for this module's own parameters (None: the trainer's)

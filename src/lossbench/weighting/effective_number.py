@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.weighting.base import ClassWeighting, check_beta, effective_number_weights
 
 
@@ -16,6 +17,8 @@ class EffectiveNumberWeighting(ClassWeighting):
     Args:
         beta: Hyper-parameter in [0, 1); the paper uses 0.9, 0.99, 0.999 or 0.9999.
     """
+
+    limits = (Limit(equals="none", params={"beta": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     def __init__(self, beta: float = 0.9999) -> None:
         super().__init__()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lossbench.limits import Limit
 from lossbench.weighting.base import ClassWeighting
 
 
@@ -13,6 +14,8 @@ class InverseFrequencyWeighting(ClassWeighting):
     Args:
         power: 1 = inverse frequency, 0.5 = inverse square root, 0 = no weighting (>= 0).
     """
+
+    limits = (Limit(equals="none", params={"power": 0.0}),)  # checked by `lossbench check` (lossbench.limits)
 
     def __init__(self, power: float = 1.0) -> None:
         super().__init__()
