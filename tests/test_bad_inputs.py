@@ -212,10 +212,16 @@ def test_ctrl_c_marks_the_held_run_interrupted_and_a_rerun_completes_every_cell_
     assert f"{2 - done_before} completed, {done_before} skipped" in rerun.stderr
 
 
+@pytest.mark.parametrize("stack, held", [("off", 1), ("auto", 3)])
 def test_a_store_that_cannot_be_written_ends_the_grid_in_one_line_with_its_summary(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, stack, held
 ):
-    """Disk full on the store: the grid stops at once (no cell launched unrecorded), summary + one line."""
+    """Disk full on the store: the grid stops at once (no cell launched unrecorded), summary + one line.
+
+    One at a time the first cell is the only one claimed; stacked, the group's three seeds were
+    claimed together. Either way the rows the dead process held stay `running` (the store cannot be
+    written to release them) and the next rerun takes them over as stale.
+    """
     import sqlalchemy as sa
 
     from lossbench import run
@@ -231,7 +237,7 @@ def test_a_store_that_cannot_be_written_ends_the_grid_in_one_line_with_its_summa
     monkeypatch.setattr(run, "SESSION", run.Session())
     url = f"sqlite:///{tmp_path}/full.db"
     argv = ["run", "-m", "dataset=synthetic", "dataset.n_max=20", "dataset.test_per_class=10",
-            "dataset.val_per_class=5", "trainer=smoke", "trainer.epochs=1", "seed=0,1,2", f"store.url={url}"]  # fmt: skip
+            "dataset.val_per_class=5", "trainer=smoke", "trainer.epochs=1", "seed=0,1,2", f"store.url={url}", f"trainer.stack={stack}"]  # fmt: skip
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err
@@ -239,7 +245,7 @@ def test_a_store_that_cannot_be_written_ends_the_grid_in_one_line_with_its_summa
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("lossbench:")]
     assert lines[-2] == "lossbench: 0 completed, 0 skipped, 0 diverged, 0 failed, 3 not run"
     assert "cannot write to the store" in lines[-1] and "database or disk is full" in lines[-1]
-    assert StoreClass.reader(url).counts()["running"] == 1  # its owner is gone: the next rerun takes it over
+    assert StoreClass.reader(url).counts()["running"] == held  # owner gone: the next rerun takes them over
 
 
 def test_ldam_without_margin_is_accepted_with_a_warning_the_run_records(tmp_path):

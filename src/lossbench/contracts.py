@@ -181,7 +181,7 @@ def check(
     """
     shape = tuple(int(d) for d in input_shape)
     try:
-        component = build(group, name, **_runtime(group, shape))
+        component = build(group, name, **_runtime(group, shape, name))
     except ContractError as exc:
         return [Outcome("builds", False, str(exc))]
     outcomes = [Outcome("builds", True)]
@@ -218,18 +218,37 @@ def first_failure(group: str, name: str, input_shape: Sequence[int] = MODEL_INPU
         return None
     if failed.check == "builds":
         return f"{group} {name!r}: {failed.detail}"
-    source = source_of(build(group, name, **_runtime(group, input_shape)))
+    source = source_of(build(group, name, **_runtime(group, input_shape, name)))
     return f"{where(group, name)}, defined in {source}, fails the {failed.check!r} check: {failed.detail}"
 
 
-def _runtime(group: str, input_shape: Sequence[int] = MODEL_INPUT) -> dict[str, Any]:
-    return {"input_shape": list(input_shape), "num_classes": len(COUNTS)} if group == "model" else {}
+def _runtime(group: str, input_shape: Sequence[int] = MODEL_INPUT, name: str | None = None) -> dict[str, Any]:
+    """What `run.py` passes a model: its input shape and output width.
+
+    A multi-task model (its constructor takes `head_widths`) gets the width split into two heads.
+    """
+    if group != "model":
+        return {}
+    runtime: dict[str, Any] = {"input_shape": list(input_shape), "num_classes": len(COUNTS)}
+    if name is not None and _takes(group, name, "head_widths"):
+        runtime["head_widths"] = [len(COUNTS) - 1, 1]
+    return runtime
+
+
+def _takes(group: str, name: str, parameter: str) -> bool:
+    """Whether the constructor named by option `name`'s `_target_` has `parameter` (False if it cannot tell)."""
+    try:
+        target = str(OmegaConf.create(_composed(group, name, tuple(user_config_dirs()))).get("_target_", ""))
+        module, _, attr = target.rpartition(".")
+        return parameter in inspect.signature(getattr(importlib.import_module(module), attr)).parameters
+    except Exception:  # noqa: BLE001  (a broken option is reported by the `builds` check)
+        return False
 
 
 def _fitted(
     group: str, name: str, params: dict[str, Any] | None = None, counts: Sequence[int] = COUNTS
 ) -> Any:
-    component = build(group, name, params, **_runtime(group))
+    component = build(group, name, params, **_runtime(group, name=name))
     fit_component(group, component, tiny_data(counts))
     if group == "weighting":
         component.on_epoch_start(10_000)  # deferred recipes (drw) switch on
@@ -445,11 +464,12 @@ def _model_outputs(s: Subject) -> None:
     _require(
         isinstance(model, Classifier), f"{type(model).__name__} is not a lossbench.models.base.Classifier"
     )
+    model.eval()  # dropout off, so forward(x) and head(features(x)) are the same function; gradients still flow
     x = torch.randn(2, *s.input_shape, generator=torch.Generator().manual_seed(0))
     logits = model(x)
     _require(
         logits.shape == (2, len(COUNTS)),
-        f"inputs {(2, *s.input_shape)} gave {tuple(logits.shape)}, expected (4, C)",
+        f"inputs {(2, *s.input_shape)} gave {tuple(logits.shape)}, expected (2, C)",
     )
     _require(
         logits.dtype == torch.float32 and bool(torch.isfinite(logits).all()), "logits must be finite float32"

@@ -10,7 +10,8 @@ import hashlib
 import logging
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,10 +329,11 @@ def run_pending() -> None:
     for cfg, choices in pending:
         groups.setdefault(stack_key(cfg), []).append((cfg, choices))
     for cells in groups.values():
-        if len(cells) == 1:
-            run_cell(*cells[0])
-        else:
-            run_group(cells)
+        with stop_on_escape(str(cells[0][0].store.url)):
+            if len(cells) == 1:
+                run_cell(*cells[0])
+            else:
+                run_group(cells)
 
 
 def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
@@ -545,13 +547,24 @@ def main(cfg: DictConfig) -> str:
     (the store cannot be opened or written, a component that preflight could not check) ends the
     whole grid through `Stop`, which the command line turns into one line and a summary.
     """
-    try:
+    with stop_on_escape(str(cfg.store.url)):
         return run_cell(cfg, dict(HydraConfig.get().runtime.choices))
+
+
+@contextmanager
+def stop_on_escape(store_url: str) -> Iterator[None]:
+    """Turn anything that escapes a cell's own handling into `Stop` (one line, the grid's summary, exit != 0).
+
+    Used around every way cells are trained: the Hydra app (`main`) and the stacked groups
+    (`run_pending`), so a store that cannot be written ends the grid the same way from both.
+    """
+    try:
+        yield
     except StoreError as exc:
         raise Stop(str(exc), code=2) from exc
     except (sa.exc.OperationalError, OSError) as exc:
         text = _one_line(getattr(exc, "orig", None) or exc)
-        raise Stop(f"cannot write to the store {cfg.store.url} ({text}); free disk space or fix its "
+        raise Stop(f"cannot write to the store {store_url} ({text}); free disk space or fix its "
                    "permissions, then rerun the same command to resume") from exc  # fmt: skip
     except ValueError as exc:
         raise Stop(_one_line(exc), code=2) from exc
