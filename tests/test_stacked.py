@@ -13,6 +13,7 @@ from lossbench.data.augment import RandomCropFlip
 from lossbench.data.spec import DataSpec, Split
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.losses.focal import FocalLoss
+from lossbench.models.mlp import MLP
 from lossbench.models.resnet_cifar import ResNetCifar
 from lossbench.samplers.instance import InstanceSampler
 from lossbench.store.db import Store, runs
@@ -74,12 +75,13 @@ def test_stacked_members_agree_with_training_alone(cfg):
         )
 
 
-def test_gradient_clipping_is_trained_alone():
-    m = _member(0)
-    assert unstackable(m.model, m.loss, m.weighting, cfg=CFG) is None
-    assert "clipping" in unstackable(
-        m.model, m.loss, m.weighting, cfg=dataclasses.replace(CFG, grad_clip=5.0)
-    )
+def test_what_trains_alone():
+    m = _member(0)  # a conv net
+    assert unstackable(m.model, m.loss, m.weighting) is None  # the components themselves allow stacking
+    assert "conv net" in unstackable(m.model, m.loss, m.weighting, cfg=CFG)  # on CPU it would be slower
+    mlp = MLP([3, 8, 8], 4)
+    assert unstackable(mlp, m.loss, m.weighting, cfg=CFG) is None
+    assert "clipping" in unstackable(mlp, m.loss, m.weighting, cfg=dataclasses.replace(CFG, grad_clip=5.0))
 
 
 class _PoisonedLoss(CrossEntropyLoss):

@@ -89,6 +89,12 @@ def unstackable(
     """Why a run with these components (and trainer settings) cannot be trained stacked (None if it can)."""
     if cfg is not None and cfg.grad_clip:
         return "gradient clipping takes each run's own global norm"
+    if (
+        cfg is not None
+        and resolve_device(cfg.device).type == "cpu"
+        and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    ):  # measured (BENCHMARKS.md): vmapped convolutions on CPU are slower than one model after another
+        return "on CPU a stacked conv net trains slower than its members one after another"
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         return "dropout draws from one generator for all members"
     for part, base in ((loss, Loss), (weighting, Weighting)):
