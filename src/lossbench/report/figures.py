@@ -113,6 +113,29 @@ def make_figures(
     return figures
 
 
+def _by_method(
+    part: pd.DataFrame, details: dict[str, dict[str, Any]], metric: str, counts_key: str
+) -> tuple[tuple[int, ...], dict[str, list[list[float | None]]], int] | None:
+    """Per-group values of `metric` (one list per run) by method, over the runs sharing the commonest counts.
+
+    Returns (those training counts, `data_meta[counts_key]`; the values by method; how many runs had
+    other counts), or None when no run has both.
+    """
+    counts_of = {r: tuple(details[r]["data_meta"].get(counts_key) or ()) for r in part["run_id"]}
+    common = Counter(c for c in counts_of.values() if c).most_common(1)
+    if not common:
+        return None
+    counts = common[0][0]
+    values: dict[str, list[list[float | None]]] = defaultdict(list)
+    for run_id, method in zip(part["run_id"], part["method"], strict=True):
+        value = details[run_id]["metrics"].get(metric)
+        if value and counts_of[run_id] == counts and len(value) == len(counts):
+            values[str(method)].append(value)
+    if not values:
+        return None
+    return counts, values, sum(1 for c in counts_of.values() if c != counts)
+
+
 def _per_class(
     part: pd.DataFrame,
     details: dict[str, dict[str, Any]],
@@ -121,23 +144,13 @@ def _per_class(
     slug: str,
     out_dir: Path,
 ) -> list[Figure]:
-    key = f"{select}/test/class_acc"
-    counts_of = {r: tuple(details[r]["data_meta"].get("class_counts") or ()) for r in part["run_id"]}
-    common = Counter(c for c in counts_of.values() if c).most_common(1)
-    if not common:
+    found = _by_method(part, details, f"{select}/test/class_acc", "class_counts")
+    if found is None:
         return []
-    counts = common[0][0]
-    class_acc: dict[str, list[list[float | None]]] = defaultdict(list)
-    for run_id, method in zip(part["run_id"], part["method"], strict=True):
-        acc = details[run_id]["metrics"].get(key)
-        if acc and counts_of[run_id] == counts and len(acc) == len(counts):
-            class_acc[str(method)].append(acc)
-    if not class_acc:
-        return []
+    counts, class_acc, skipped = found
     stem = plots.per_class_accuracy(
         class_acc, counts, f"{setting}: per-class accuracy", out_dir, f"per_class_{slug}"
     )
-    skipped = sum(1 for c in counts_of.values() if c != counts)
     note = f" ({skipped} runs with other class counts left out)" if skipped else ""
     return [Figure(stem, f"{setting}: test accuracy per class ({select} epoch, mean over seeds), classes ordered "
                          f"head → tail by training count (grey bars, log scale){note}.")]  # fmt: skip
@@ -152,19 +165,10 @@ def _per_bin(
     out_dir: Path,
 ) -> list[Figure]:
     """Regression: test MAE per label bin against the bin's training count (runs sharing the most common counts)."""
-    key = f"{select}/test/bin_mae"
-    counts_of = {r: tuple(details[r]["data_meta"].get("bin_counts") or ()) for r in part["run_id"]}
-    common = Counter(c for c in counts_of.values() if c).most_common(1)
-    if not common:
+    found = _by_method(part, details, f"{select}/test/bin_mae", "bin_counts")
+    if found is None:
         return []
-    counts = common[0][0]
-    bin_mae: dict[str, list[list[float | None]]] = defaultdict(list)
-    for run_id, method in zip(part["run_id"], part["method"], strict=True):
-        mae = details[run_id]["metrics"].get(key)
-        if mae and counts_of[run_id] == counts and len(mae) == len(counts):
-            bin_mae[str(method)].append(mae)
-    if not bin_mae:
-        return []
+    counts, bin_mae, _ = found
     stem = plots.error_by_density(
         bin_mae, counts, f"{setting}: error vs training density", out_dir, f"per_bin_{slug}"
     )
