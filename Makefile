@@ -38,7 +38,7 @@ postgres: ## install a PostgreSQL server for the store tests (as root with apt-g
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq postgresql >/dev/null 2>&1; }; }; } || \
 	echo "PostgreSQL server not installed: its store tests will be skipped" >&2
 
-test: install postgres browser-deps ## run the test suite (slow and gpu tests deselected)
+test: install postgres browser-deps data-fashion-mnist ## run the test suite (slow and gpu tests deselected)
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$rc
 
