@@ -162,10 +162,32 @@ def _hydra_context() -> Iterator[None]:
         yield
 
 
+_GROUPS: dict[tuple[Path, ...], frozenset[str]] = {}
+
+
 def config_groups() -> set[str]:
-    """Every config group on Hydra's search path (user config dirs included), internal ones too."""
-    with _hydra_context():
-        return set(GlobalHydra.instance().config_loader().list_groups(""))
+    """Every config group on Hydra's search path (user config dirs included), internal ones too.
+
+    Listed once per process and set of user directories: every cell's preflight asks (a grid of
+    thousands of cells would otherwise spend seconds re-scanning the search path).
+    """
+    key = tuple(_USER_DIRS)
+    if key not in _GROUPS:
+        with _hydra_context():
+            _GROUPS[key] = frozenset(GlobalHydra.instance().config_loader().list_groups(""))
+    return set(_GROUPS[key])
+
+
+_YAML: dict[tuple[Path, int], DictConfig] = {}
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """An option's YAML file as read by OmegaConf, cached per path and modification time (read-only use)."""
+    key = (Path(path), Path(path).stat().st_mtime_ns)
+    if key not in _YAML:
+        _YAML[key] = OmegaConf.load(path)  # type: ignore[assignment]
+        OmegaConf.set_readonly(_YAML[key], True)
+    return _YAML[key]
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

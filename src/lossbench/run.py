@@ -25,7 +25,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_device, check_parameter_types, check_schedules
-from lossbench.config import CONFIG_DIR, config_groups, options
+from lossbench.config import CONFIG_DIR, config_groups, load_yaml, options
 from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 from lossbench.groups import COMPONENT_GROUPS, TOP_LEVEL_KEYS
@@ -150,7 +150,7 @@ def _option_of(group: str, node: DictConfig) -> str:
     """
     matches = []
     for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
-        yaml = OmegaConf.load(path)
+        yaml = load_yaml(path)
         if yaml.get("_target_") != node.get("_target_"):
             continue
         plain = [

@@ -1,4 +1,4 @@
-"""`lossbench study [study=NAME] [--dry-run] [--store URL] [--out DIR]`: tune, run, rank, report.
+"""`lossbench study [study=NAME] [--dry-run] [--store URL] [--out DIR] [--workers N]`: tune, run, rank, report.
 
 Phase 1 runs every method's tuning trials on every dataset; phase 2 chooses each method's trial per
 dataset on validation data and runs it with the study's seeds; then the leaderboard is written.
@@ -30,6 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--store", help="SQLAlchemy URL (default: the configured sqlite:///results/lossbench.db)"
     )
     parser.add_argument("--out", help="folder of the leaderboard (default: results/study/NAME)")
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="worker processes sharing the runs through the store's claims (default 1; 'auto' = "
+                             "one per CPU core; each uses the study's `threads`)")  # fmt: skip
+
+
+def _workers(text: str) -> int:
+    """`--workers N` (N >= 1) or `auto` (the number of CPU cores)."""
+    import os
+
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {text!r}")
+    return int(text)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -59,9 +73,9 @@ def main(ns: argparse.Namespace, url: str) -> None:
         check_options(study, {g: options(g) for g in ("dataset", "model", "trainer", "loss", "weighting",
                                                        "sampler", "stage2")})  # fmt: skip
         if ns.dry_run:
-            dry_run(study, url)
+            dry_run(study, url, ns.workers)
             return
-        outcome = run_study(study, url, Path(ns.out or f"results/study/{study.name}"))
+        outcome = run_study(study, url, Path(ns.out or f"results/study/{study.name}"), ns.workers)
     except ValueError as exc:
         _fail(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:  # a bad override in the study's `overrides`
@@ -103,11 +117,11 @@ def _validate(planner: Planner) -> None:
 class Runner:
     """Runs the cells of a study's phases into the store and reads their results back."""
 
-    def __init__(self, study: Study, url: str) -> None:
+    def __init__(self, study: Study, url: str, workers: int = 1) -> None:
         from lossbench import run
         from lossbench.study.plan import Planner
 
-        self.study, self.url = study, url
+        self.study, self.url, self.workers = study, url, workers
         self.planner = Planner(study, url)
         _validate(self.planner)
         first = self.planner.base(study.methods[0], study.datasets[0])[0]
@@ -123,12 +137,12 @@ class Runner:
 
         done = self.store.statuses([c.run_id for c in cells])
         todo = [c for c in cells if done.get(c.run_id) != "completed"]
-        for cell in todo:  # drawn values too: every cell is valid before the first one trains
-            if cell.params:
+        for cell in todo:  # drawn values too: every trial is valid before the first one trains
+            if cell.params and cell.phase == "trial":  # a final seed reuses a trial's values: checked then
                 self.planner.check(cell)
         print(f"lossbench: study {self.study.name}: {desc}: {len(cells)} runs, {len(cells) - len(todo)} already "
               "completed in the store", file=sys.stderr)  # fmt: skip
-        run_cells(self.planner, todo, desc, self.study.threads)
+        run_cells(self.planner, todo, desc, self.study.threads, self.workers)
         meta = pd.DataFrame([{"run_id": c.run_id, "method": c.method, "dataset": c.dataset, "trial": c.trial,
                               "seed": c.seed, "params": c.params} for c in cells])  # fmt: skip
         frame = meta.merge(fetch(self.store.engine, list(meta["run_id"])), on="run_id", how="left")
@@ -149,12 +163,12 @@ class Runner:
         return self.phase(list(self.planner.finals(picks)), "chosen configurations x seeds")
 
 
-def run_study(study: Study, url: str, out: Path) -> dict[str, int]:
-    """Both phases, then the board; returns counts of failed and pending cells."""
+def run_study(study: Study, url: str, out: Path, workers: int = 1) -> dict[str, int]:
+    """Both phases (in `workers` processes), then the board; returns counts of failed and pending cells."""
     from lossbench.study.board import build_board, render_board
 
     started = time.perf_counter()
-    runner = Runner(study, url)
+    runner = Runner(study, url, workers)
     trials, chosen = runner.tune()
     finals = runner.final(chosen)
     pending = len(study.methods) * len(study.datasets) - len(chosen)
@@ -228,7 +242,7 @@ def _store_exists(url: str) -> bool:
     return True
 
 
-def dry_run(study: Study, url: str) -> None:
+def dry_run(study: Study, url: str, workers: int = 1) -> None:
     """Print the number of runs and the estimated time."""
     from lossbench.study.plan import Planner
 
@@ -246,6 +260,9 @@ def dry_run(study: Study, url: str) -> None:
         f"runs: {counts['trials']} tuning trials + {counts['final']} final = {counts['trials'] + counts['final']}"
     )
     print(f"estimated time: {total / 3600:.2f} h ({total:.0f} s) run one after another in this process")
+    if workers > 1:
+        print(f"with --workers {workers}: about {total / workers / 3600:.2f} h if the cores are free "
+              "(runs split evenly; memory bandwidth and a busy machine make it slower)")  # fmt: skip
     for d in study.datasets:
         print(f"  {d:<22} {per_run[d]:7.2f} s/run  {per_dataset[d] / 60:8.1f} min  ({source[d]})")
     print("assumes every method costs what the baseline costs per run (BENCHMARKS.md has the loss/weighting "

@@ -1,23 +1,39 @@
-"""Run study cells in this process through `run.run_cell`, the path every `lossbench run` cell takes.
+"""Run study cells through `run.run_cell`, the path every `lossbench run` cell takes, in one or more processes.
 
 Each cell claims its run id in the store, heartbeats and writes its record like any grid cell, so an
 interrupted study resumes by running it again (completed cells are skipped, stale ones taken over).
+With `workers > 1` the cells are dealt round-robin to that many forked worker processes (one torch
+thread each by default); the store's claims keep any cell from running twice, and the parent reads
+the results from the store once every worker has finished.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 from collections.abc import Sequence
 
 from lossbench.study.plan import Cell, Planner
 
 
-def run_cells(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None = None) -> list[str]:
-    """Run `cells` in order; returns each one's outcome (`completed`, `skipped`, `failed`, ...).
+def run_cells(
+    planner: Planner,
+    cells: Sequence[Cell],
+    desc: str,
+    threads: int | None = None,
+    workers: int = 1,
+    position: int | None = None,
+) -> list[str]:
+    """Run `cells`; returns each one's outcome (`completed`, `skipped`, `failed`, ...) in this process.
 
     `threads` sets torch's intra-op threads first: the study's small models train fastest on one
-    thread, and on a shared machine more threads per process mostly wait on each other. To use more
-    cores, start more `lossbench study` processes on the same store: the store's claims split the cells.
+    thread, and on a shared machine more threads per process mostly wait on each other. `workers`
+    forks that many processes, each running every `workers`-th cell (platforms without `fork` run
+    them here, one after another); their outcomes are read back from the store by the caller.
     """
+    if workers > 1 and len(cells) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _run_forked(planner, cells, desc, threads, workers)
+        return []
     import torch
     from tqdm.auto import tqdm
 
@@ -27,7 +43,7 @@ def run_cells(planner: Planner, cells: Sequence[Cell], desc: str, threads: int |
     if threads is not None:
         torch.set_num_threads(threads)
 
-    bar = tqdm(total=len(cells), desc=desc, unit="run", disable=None)
+    bar = tqdm(total=len(cells), desc=desc, unit="run", disable=None, position=position)
     outcomes = []
     try:
         for cell in cells:
@@ -37,3 +53,60 @@ def run_cells(planner: Planner, cells: Sequence[Cell], desc: str, threads: int |
         bar.close()
         torch.set_num_threads(before)
     return outcomes
+
+
+def _run_forked(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None, workers: int) -> None:
+    """Deal `cells` to `workers` forked processes and wait for all of them.
+
+    A forked worker inherits the composed configs and the loaded datasets, so it starts training at
+    once. Raises `KeyboardInterrupt` if a worker was interrupted and `run.Stop` if one stopped on
+    anything else (each worker has released its own claims and printed its reason first).
+    """
+    from lossbench import run
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(planner, cells[k::workers], f"{desc} [worker {k + 1}/{workers}]", threads, k),
+            name=f"lossbench-study-{k + 1}",
+        )
+        for k in range(min(workers, len(cells)))
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except BaseException:  # Ctrl-C reaches the workers too: let them release their claims, then go
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.terminate()
+        raise
+    codes = [proc.exitcode for proc in procs]
+    if 130 in codes:
+        raise KeyboardInterrupt
+    bad = [c for c in codes if c]
+    if bad:
+        raise run.Stop(f"{len(bad)} study worker(s) stopped (exit code {bad[0]}; the reason is printed above); "
+                       "rerun the same command to resume")  # fmt: skip
+
+
+def _worker(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None, position: int) -> None:
+    """One forked worker: fresh store connections, the cells one after another, claims released on a stop."""
+    from lossbench import run
+
+    for store in run.SESSION.stores.values():  # connections are not shared across processes
+        store.engine.dispose(close=False)
+    try:
+        run_cells(planner, cells, desc, threads, position=position)
+    except KeyboardInterrupt:
+        run.release_all("interrupted", "interrupted (Ctrl-C); rerun the same command to resume")
+        raise SystemExit(130) from None
+    except run.Stop as exc:
+        run.release_all(exc.status, exc.message)
+        print(f"lossbench: {exc.message}", file=sys.stderr)
+        raise SystemExit(exc.code or 1) from None

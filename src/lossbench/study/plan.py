@@ -53,6 +53,7 @@ class Planner:
     def __init__(self, study: Study, url: str) -> None:
         self.study, self.url = study, url
         self._bases: dict[tuple[str, str], tuple[DictConfig, dict[str, Any], list[str]]] = {}
+        self._checked: dict[tuple[str, str], Any] = {}  # components built by `check`, per identical node
 
     def base_overrides(self, method: Method, dataset: str) -> list[str]:
         """The Hydra overrides shared by every cell of `method` on `dataset`."""
@@ -126,7 +127,7 @@ class Planner:
 
         try:
             with self._applied(cell) as (cfg, choices):
-                build_components(cfg, choices)
+                build_components(cfg, self._checked, choices=choices)
         except Exception as exc:
             cause = exc.__cause__ or exc
             raise ValueError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.utils import get_class
-from omegaconf import OmegaConf
 
 from lossbench.tasks.base import CLASSIFICATION
 
@@ -34,7 +33,9 @@ def target_of(config_dir: Path, group: str, name: str) -> type:
     A variant without a `_target_` of its own (`defaults: [digits, _self_]`, e.g. `digits_sym40`) has its
     base option's class.
     """
-    node = OmegaConf.load(config_dir / group / f"{name}.yaml")
+    from lossbench.config import load_yaml
+
+    node = load_yaml(config_dir / group / f"{name}.yaml")
     if "_target_" not in node:
         bases = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
         if bases:
