@@ -1,6 +1,7 @@
 import importlib
 import inspect
 import itertools
+import os
 import pkgutil
 
 import pytest
@@ -113,3 +114,51 @@ def test_interface_keys_exist():
         for part in key.split("."):
             node = node[part]
         assert node is not None
+
+
+@pytest.fixture
+def uncached_hydra():
+    """Hydra's own `ConfigRepository.load_config`, without lossbench's per-process cache of config files."""
+    from hydra._internal.config_repository import ConfigRepository
+
+    cached = ConfigRepository.load_config
+    ConfigRepository.load_config = cached.__wrapped__
+    yield
+    ConfigRepository.load_config = cached
+
+
+# presets of each kind: single-label with recipes, regression, multi-task, label noise
+EXPERIMENTS = ["ldam_drw", "imbalanced_regression", "multi_fashion", "label_noise_cpu"]
+
+
+def _composed(overrides):
+    from lossbench.config import compose_with_hydra
+
+    cfg = compose_with_hydra(overrides)
+    return OmegaConf.to_yaml(cfg, resolve=False), OmegaConf.to_yaml(cfg.hydra.runtime.choices)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_cached_config_files_compose_the_same_configs(experiment, request):
+    # the cache hands out copies: composing twice with it, then without it, gives the same config and choices
+    overrides = [f"experiment={experiment}", "loss=focal", "loss.gamma=2", "seed=3"]
+    with_cache = [_composed(overrides), _composed(overrides)]
+    request.getfixturevalue("uncached_hydra")
+    assert with_cache[0] == with_cache[1] == _composed(overrides)
+
+
+def test_cached_config_files_see_an_edited_file(tmp_path):
+    from lossbench.config import use_config_dirs
+
+    (tmp_path / "loss").mkdir()
+    option = tmp_path / "loss" / "my_loss.yaml"
+    option.write_text("_target_: lossbench.losses.label_smoothing.LabelSmoothingLoss\nepsilon: 0.1\n")
+    try:
+        use_config_dirs(["--config-dir", str(tmp_path)])
+        assert compose(["loss=my_loss"]).loss.epsilon == 0.1
+        option.write_text("_target_: lossbench.losses.label_smoothing.LabelSmoothingLoss\nepsilon: 0.2\n")
+        stat = option.stat()  # a new modification time even on a coarse clock
+        os.utime(option, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert compose(["loss=my_loss"]).loss.epsilon == 0.2
+    finally:
+        use_config_dirs([])

@@ -162,6 +162,59 @@ def _hydra_context() -> Iterator[None]:
         yield
 
 
+def _memoize_config_files() -> None:
+    """Let Hydra read and parse each config file once per process instead of once per compose.
+
+    Hydra builds a fresh repository cache for every compose, so a grid of N cells re-reads and
+    re-parses every YAML file about 2N times (the preflight's compose and the launcher's): over half
+    of a compose's time. This wraps `ConfigRepository.load_config` with a per-process cache keyed by
+    the search path, the config path and, for files, their modification time; each hit hands out a
+    fresh copy, because Hydra edits the results it is given. The composed configs are the same
+    (`tests/test_config.py` composes with and without the cache). Without the expected Hydra
+    internals (another Hydra version) it leaves Hydra alone.
+    """
+    import copy
+
+    try:
+        from hydra._internal.config_repository import ConfigRepository
+        from hydra.core.object_type import ObjectType
+    except ImportError:  # pragma: no cover - a Hydra without these internals: no cache, same results
+        return
+    load = ConfigRepository.load_config
+    if getattr(load, "_lossbench_memo", False):
+        return
+    memo: dict[tuple[Any, ...], Any] = {}
+
+    def load_config(self: Any, config_path: str) -> Any:
+        try:
+            source = self._find_object_source(config_path=config_path, object_type=ObjectType.CONFIG)
+            stamp: Any = None
+            if source is not None and source.scheme() == "file":
+                name = source._normalize_file_name(config_path)
+                stamp = os.stat(os.path.join(source.path, name)).st_mtime_ns
+            key = (tuple((s.scheme(), s.path) for s in self.sources), config_path, stamp)
+        except (AttributeError, OSError, TypeError):
+            return load(self, config_path)
+        if key not in memo:
+            memo[key] = load(self, config_path)
+        cached = memo[key]
+        if cached is None or stamp is None:  # structured (typed) configs: a deep copy keeps their types
+            return copy.deepcopy(cached)
+        out = copy.copy(
+            cached
+        )  # a YAML file's config rebuilt from plain containers: cheaper than a deep copy
+        out.config = OmegaConf.create(OmegaConf.to_container(cached.config, resolve=False))
+        out.defaults_list = copy.deepcopy(cached.defaults_list)
+        out.header = dict(cached.header)
+        return out
+
+    load_config._lossbench_memo = True  # type: ignore[attr-defined]
+    load_config.__wrapped__ = load  # type: ignore[attr-defined]
+    ConfigRepository.load_config = load_config  # type: ignore[method-assign]
+
+
+_memoize_config_files()
+
 _GROUPS: dict[tuple[Path, ...], frozenset[str]] = {}
 
 
