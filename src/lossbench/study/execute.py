@@ -55,7 +55,9 @@ def run_cells(
     return outcomes
 
 
-def _run_forked(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None, workers: int) -> None:
+def _run_forked(
+    planner: Planner, cells: Sequence[Cell], desc: str, threads: int | None, workers: int
+) -> None:
     """Deal `cells` to `workers` forked processes and wait for all of them.
 
     A forked worker inherits the composed configs and the loaded datasets, so it starts training at
