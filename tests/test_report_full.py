@@ -156,7 +156,10 @@ def test_bundled_ldam_drw_targets():
     keys = ("dataset", "dataset.profile", "dataset.imbalance_ratio")
     values = {(t.name, *(t.match[k] for k in keys)): t.value for t in targets}
     assert len(values) == len(targets) == 7 * 8  # the preset's 7 rows x (2 datasets x 2 profiles x 2 ratios)
-    assert values[("LDAM-DRW", "cifar10", "exp", 100)] == 77.03 and values[("ERM", "cifar10", "exp", 10)] == 86.39
+    assert (
+        values[("LDAM-DRW", "cifar10", "exp", 100)] == 77.03
+        and values[("ERM", "cifar10", "exp", 10)] == 86.39
+    )
     assert values[("LDAM-DRW", "cifar100", "step", 100)] == 45.36  # 100 - the published error 54.64
     # keyed on what runs record (the dataset option's name), not on a label no run has (`cifar10_lt`)
     assert all(t.selection == "oracle" and t.match["dataset"] in ("cifar10", "cifar100") for t in targets)
