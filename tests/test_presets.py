@@ -30,17 +30,18 @@ PRESETS = [p for p in options("experiment")]
 PASSES: dict[str, list[dict[str, str]]] = {
     "demo": [{"dataset": "digits", "seed": "0"}],
     "imbalanced_regression": [{"seed": "0"}],
-    "ldam_drw": [{"dataset.profile": "exp", "recipe": "erm,cb_rs,ldam_drw"},  # the target rows, then every other row once
-                 {"dataset": "cifar10", "dataset.profile": "step", "dataset.imbalance_ratio": "10",
-                  "recipe": "focal_g1,ldam,cb_rw,cb_focal"}],
-    "class_balanced": [{"dataset.imbalance_ratio": "10"}],
+    # ldam_drw: the whole grid (every cell is a target row of Table 2)
+    "class_balanced": [{"dataset.imbalance_ratio": "10"},  # every row once, then the target rows at 100 and 50
+                       {"dataset.imbalance_ratio": "100,50", "recipe": "erm,sigmoid_ce,sigmoid_focal"},
+                       {"dataset": "cifar10", "dataset.imbalance_ratio": "100", "recipe": "cb_sigmoid_focal"}],
     "balanced_softmax": [{"dataset.imbalance_ratio": "200"}],
     **{name: [{"dataset.noise.rate": "0.4"}] for name in PRESETS if name.startswith("label_noise_") and "cpu" not in name},
     **{name: [{"seed": "0"}] for name in PRESETS if name.endswith("_cpu")},
 }  # fmt: skip
 # the preset whose runs each bundled targets file is joined with
-TARGETS_OF = {"ldam_drw": "ldam_drw", "logit_adjustment": "logit_adjustment", "balanced_softmax": "balanced_softmax",
-              "bag_of_tricks": "bag_of_tricks", "weight_balancing": "weight_balancing"}  # fmt: skip
+TARGETS_OF = {"ldam_drw": "ldam_drw", "class_balanced": "class_balanced", "logit_adjustment": "logit_adjustment",
+              "balanced_softmax": "balanced_softmax", "bag_of_tricks": "bag_of_tricks",
+              "weight_balancing": "weight_balancing"}  # fmt: skip
 SMOKE = ["trainer=smoke", "trainer.epochs=1", "trainer.max_steps=1", "trainer.batch_size=16", "trainer.eval_every=1",
          "model.blocks_per_stage=1"]  # fmt: skip
 

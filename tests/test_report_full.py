@@ -153,11 +153,17 @@ def test_targets_join_ours_beside_theirs(url, tmp_path):
 
 def test_bundled_ldam_drw_targets():
     targets = read_targets("ldam_drw")
-    values = {(t.name, t.match["dataset"], t.match["dataset.imbalance_ratio"]): t.value for t in targets}
-    assert values[("LDAM-DRW", "cifar10", 100)] == 77.03 and values[("ERM", "cifar10", 10)] == 86.39
+    keys = ("dataset", "dataset.profile", "dataset.imbalance_ratio")
+    values = {(t.name, *(t.match[k] for k in keys)): t.value for t in targets}
+    assert len(values) == len(targets) == 7 * 8  # the preset's 7 rows x (2 datasets x 2 profiles x 2 ratios)
+    assert (
+        values[("LDAM-DRW", "cifar10", "exp", 100)] == 77.03
+        and values[("ERM", "cifar10", "exp", 10)] == 86.39
+    )
+    assert values[("LDAM-DRW", "cifar100", "step", 100)] == 45.36  # 100 - the published error 54.64
     # keyed on what runs record (the dataset option's name), not on a label no run has (`cifar10_lt`)
     assert all(t.selection == "oracle" and t.match["dataset"] in ("cifar10", "cifar100") for t in targets)
-    assert all(t.checked == "secondary" and t.source for t in targets)
+    assert all(t.checked == "paper" and t.source for t in targets)
 
 
 def test_html_report_files(html_report):
