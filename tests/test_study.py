@@ -258,3 +258,23 @@ def test_a_bad_override_in_a_study_is_one_line(tmp_path, monkeypatch, capsys):
         "lossbench: study 'typo': Could not override 'trainer.epochz'"
     )
     assert "Traceback" not in err and not (tmp_path / "s.db").exists()
+
+
+def test_a_regression_study_chooses_and_ranks_the_lowest_error(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "study" / "regression.yaml").read_text())
+    study = parse_study(
+        "regression_tiny",
+        {**raw, "datasets": ["synthetic_regression"], "trials": 3, "seeds": [0, 1],
+         "methods": {"mse": {"loss": "mse"}, "l1": {"loss": "l1"}},
+         "overrides": ["dataset.n_train=200", "dataset.n_eval=100", "trainer.epochs=3"]},
+    )  # fmt: skip
+    runner = Runner(study, f"sqlite:///{tmp_path}/s.db")
+    trials, chosen = runner.tune()
+    assert (trials["status"] == "completed").all(), trials[["method", "trial", "status", "params"]]
+    for row in chosen.itertuples():  # lower validation error wins
+        part = trials[(trials["method"] == row.method) & (trials["dataset"] == row.dataset)]
+        assert row.score == part[study.select_column].min()
+    finals = runner.final(chosen)
+    board = build_board(study, finals, chosen, trials)
+    means = finals.groupby("method")[study.report_column].mean()
+    assert board.ranks.iloc[0]["method"] == means.idxmin()  # rank 1 = the lowest test error

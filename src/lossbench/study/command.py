@@ -152,10 +152,12 @@ class Runner:
 
     def tune(self) -> tuple[Any, Any]:
         """Phase 1: every trial; returns (trials frame, chosen frame)."""
+        from lossbench.metrics.names import HIGHER_IS_BETTER
         from lossbench.study.select import choose
 
         trials = self.phase(list(self.planner.trials()), "tuning trials")
-        return trials, choose(trials, self.study.select_column)
+        higher = HIGHER_IS_BETTER.get(self.study.select_metric.rsplit("/", 1)[-1], True)
+        return trials, choose(trials, self.study.select_column, higher)
 
     def final(self, chosen: Any) -> Any:
         """Phase 2: the chosen trial of each (method, dataset) with every seed."""
