@@ -74,9 +74,10 @@ lint: install ## ruff check + format check
 	$(BIN)/ruff format --check src tests
 
 STUDY ?= default
-study: install data-fashion-mnist ## run a declared study (STUDY=quick|default; configs/study/) and write its leaderboard
-	$(BIN)/lossbench study study=$(STUDY) --dry-run
-	$(BIN)/lossbench study study=$(STUDY)
+WORKERS ?= auto
+study: install data-fashion-mnist ## run a declared study (STUDY=quick|default|regression; WORKERS=auto) and write its leaderboard
+	$(BIN)/lossbench study study=$(STUDY) --dry-run --workers $(WORKERS)
+	$(BIN)/lossbench study study=$(STUDY) --workers $(WORKERS)
 
 report: install ## tables from the default store
 	$(BIN)/lossbench report
