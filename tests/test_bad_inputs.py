@@ -70,6 +70,8 @@ CASES = [
     (["status", "--store", "sqlite:///{corrupt}"], 1, "is corrupted"),
     (["status", "--store", "sqlite:///{text}"], 1, "not a readable SQLite database"),
     (["report", "--store", "sqlite:///{missing}"], 2, "no store at"),
+    (["report", "--select", "nope"], 2, "argument --select: invalid choice: 'nope'"),
+    (["study", "study=quick", "--workers", "0"], 2, "--workers: expected an integer >= 1 or 'auto', got '0'"),
     (["report", "--store", "sqlite:///{empty}"], 2, "is empty, not a lossbench store"),
     (["report", "--store", "sqlite:///{foreign}"], 2, "not a lossbench store"),
     (["report", "--store", "sqlite:///{corrupt}"], 2, "corrupted"),

@@ -278,3 +278,19 @@ def test_a_regression_study_chooses_and_ranks_the_lowest_error(tmp_path):
     board = build_board(study, finals, chosen, trials)
     means = finals.groupby("method")[study.report_column].mean()
     assert board.ranks.iloc[0]["method"] == means.idxmin()  # rank 1 = the lowest test error
+
+
+def test_workers_split_the_runs_and_choose_what_one_process_chooses(tmp_path):
+    import sqlalchemy as sa
+
+    study = parse_study("tiny", TINY)
+    alone = Runner(study, f"sqlite:///{tmp_path}/one.db").tune()[1]
+    url = f"sqlite:///{tmp_path}/two.db"
+    ran_here = len(run.SESSION.outcomes)
+    trials, chosen = Runner(study, url, workers=2).tune()
+    assert len(run.SESSION.outcomes) == ran_here  # every run trained in a worker process, none in this one
+    assert (trials["status"] == "completed").all() and len(trials) == 6
+    pd.testing.assert_frame_equal(chosen, alone)  # runs are deterministic: same scores, same choices
+    with sa.create_engine(url).connect() as conn:
+        attempts = conn.execute(sa.text("SELECT attempt FROM runs")).scalars().all()
+    assert attempts == [1] * 6  # each run claimed and trained once

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lossbench.report.command import add_arguments as add_report_arguments
 from lossbench.study.command import add_arguments as add_study_arguments
@@ -376,9 +377,16 @@ def cmd_study(ns: argparse.Namespace) -> None:
     study_main(ns, ns.store or default_store_url())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line that names the fix (`--help`) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"lossbench: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of everything but `run` (whose arguments belong to Hydra)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lossbench",
         description="Benchmark loss functions x weighting recipes x datasets; results go to one store.",
         epilog="`lossbench run --help` shows the run config. Example: lossbench run -m loss=ce,focal seed=0,1,2",
