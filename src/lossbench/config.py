@@ -195,17 +195,26 @@ def _memoize_config_files() -> None:
             key = (tuple((s.scheme(), s.path) for s in self.sources), config_path, stamp)
         except (AttributeError, OSError, TypeError):
             return load(self, config_path)
-        if key not in memo:
-            memo[key] = load(self, config_path)
-        cached = memo[key]
-        if cached is None or stamp is None:  # structured (typed) configs: a deep copy keeps their types
-            return copy.deepcopy(cached)
-        out = copy.copy(
-            cached
-        )  # a YAML file's config rebuilt from plain containers: cheaper than a deep copy
-        out.config = OmegaConf.create(OmegaConf.to_container(cached.config, resolve=False))
-        out.defaults_list = copy.deepcopy(cached.defaults_list)
-        out.header = dict(cached.header)
+        if key in memo:
+            return _fresh(memo[key])
+        result = load(self, config_path)
+        if result is None or stamp is None:  # structured (typed) configs: deep copies keep their types
+            memo[key] = copy.deepcopy(result)
+            return result
+        # a YAML file's result is kept as plain containers (a first load pays only this conversion)
+        kept = copy.copy(result)
+        kept.config = OmegaConf.to_container(result.config, resolve=False)
+        kept.defaults_list = copy.deepcopy(result.defaults_list)
+        memo[key] = kept
+        return result
+
+    def _fresh(kept: Any) -> Any:
+        if kept is None or not isinstance(kept.config, dict):
+            return copy.deepcopy(kept)
+        out = copy.copy(kept)  # rebuilt from plain containers: cheaper than a deep copy of a config
+        out.config = OmegaConf.create(kept.config)
+        out.defaults_list = copy.deepcopy(kept.defaults_list)
+        out.header = dict(kept.header)
         return out
 
     load_config._lossbench_memo = True  # type: ignore[attr-defined]
