@@ -67,6 +67,18 @@ def test_csv_has_one_row_per_method(tmp_path):
     assert len(lines) == 3
 
 
+@pytest.mark.parametrize("fmt", ["markdown", "csv"])
+def test_a_row_label_some_runs_lack_keeps_their_row(fmt):
+    # `--rows loss,weighting,weighting.smooth`: weighting=none has no `smooth`; its row must not vanish
+    runs = pd.DataFrame({"loss": ["l1"] * 4, "weighting": ["none", "none", "lds", "lds"],
+                         "weighting.smooth": [None, None, True, True], "dataset": ["servo"] * 4,
+                         "last/test/mae": [0.5, 0.7, 0.4, 0.6]})  # fmt: skip
+    rows = ("loss", "weighting", "weighting.smooth")
+    table = render_table(summarize(runs, "last/test/mae", rows), "test/mae", fmt=fmt, rows=rows)
+    body = [line for line in table.strip().splitlines() if "none" in line or "lds" in line]
+    assert len(body) == 2 and any("none" in line and "–" in line for line in body), table
+
+
 def test_unknown_metric_lists_available(tmp_path):
     url = f"sqlite:///{tmp_path}/r.db"
     fill(url, VALUES)

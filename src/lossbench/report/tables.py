@@ -124,6 +124,8 @@ def render_table(
     col_key = join_labels(summary, cols, " / ")
     frame = summary.assign(_col=col_key, _scale=scale, _signed=summary["mean"] * sign)
     index = list(rows)
+    # a dotted key some runs lack (weighting.smooth of weighting=none) reads "–": pivot_table drops NaN labels
+    frame[index] = frame[index].astype(object).where(frame[index].notna(), "–")
     if fmt == "csv":
         stats_ = ["mean", "std", "n", *(["ci"] if ci else [])]
         wide = frame.pivot_table(index=index, columns="_col", values=stats_, aggfunc="first")
