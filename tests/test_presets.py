@@ -30,6 +30,7 @@ PRESETS = [p for p in options("experiment")]
 PASSES: dict[str, list[dict[str, str]]] = {
     "demo": [{"dataset": "digits", "seed": "0"}],
     "imbalanced_regression": [{"seed": "0"}],
+    "yang_imbalanced_regression": [{"seed": "0"}],  # every table x every row once
     # ldam_drw: the whole grid (every cell is a target row of Table 2)
     "class_balanced": [{"dataset.imbalance_ratio": "10"},  # every row once, then the target rows at 100 and 50
                        {"dataset.imbalance_ratio": "100,50", "recipe": "erm,sigmoid_ce,sigmoid_focal"},

@@ -85,3 +85,59 @@ def test_run_without_validation_has_no_best_metrics_and_says_so(tmp_path):
     assert "last/test/acc" in metrics and "oracle/test/acc" in metrics and metrics["best_epoch"] is None
     assert "no validation split" in metrics["selection_note"]
     assert row["data_meta"]["sizes"]["val"] == 0
+
+
+def test_yang_imbalanced_regression_rows_are_their_flag_combinations():
+    """Each recipe is one of their train.py flag sets (--loss, --reweight, --lds 5/2); step lr x0.1 at 60 and 80."""
+    flags = {  # recipe: (loss, reweight, lds)
+        "dir_vanilla": ("l1", "none", False), "dir_sqinv": ("l1", "sqrt_inv", False),
+        "dir_inv": ("l1", "inverse", False), "dir_focal_r": ("focal_l1", "none", False),
+        "dir_lds": ("l1", "sqrt_inv", True), "dir_inv_lds": ("l1", "inverse", True),
+        "dir_focal_r_lds": ("focal_l1", "sqrt_inv", True),
+    }  # fmt: skip
+    params = compose_with_hydra(["experiment=yang_imbalanced_regression"]).hydra.sweeper.params
+    assert sorted(params.recipe.split(",")) == sorted(flags)
+    for recipe, (loss, reweight, lds) in flags.items():
+        cfg = compose(["experiment=yang_imbalanced_regression", f"recipe={recipe}"])
+        assert cfg.loss._target_.rsplit(".", 1)[-1] == (
+            "L1Loss" if loss == "l1" else "FocalRegressionLoss"
+        ), recipe
+        if loss == "focal_l1":
+            assert (cfg.loss.base, cfg.loss.beta, cfg.loss.gamma, cfg.loss.activate) == (
+                "l1",
+                0.2,
+                1.0,
+                "sigmoid",
+            )
+        if reweight == "none":
+            assert cfg.weighting._target_.endswith("NoWeighting"), recipe
+            continue
+        w = cfg.weighting
+        assert (w.reweight, w.smooth) == (reweight, lds), recipe
+        if lds:
+            assert (w.kernel, w.ks, w.sigma) == ("gaussian", 5, 2.0)
+    trainer = TrainerConfig(**compose(["experiment=yang_imbalanced_regression"]).trainer)
+    lrs = [trainer.lr * trainer.lr_factor(e) for e in range(trainer.epochs)]
+    assert (
+        trainer.epochs == 90
+        and lrs[59] == 0.01
+        and lrs[60] == pytest.approx(1e-3)
+        and lrs[80] == pytest.approx(1e-4)
+    )
+
+
+def test_sener_koltun_schedule_is_their_loop():
+    """train_multi_task.py: 100 epochs, lr *= 0.85 at the start of each epoch with (epoch + 1) % 10 == 0."""
+    cfg = compose(["experiment=sener_koltun_multimnist", "task_weighting=mgda"])
+    trainer = TrainerConfig(**cfg.trainer)
+    theirs, lr = [], trainer.lr
+    for epoch in range(100):
+        if (epoch + 1) % 10 == 0:
+            lr *= 0.85
+        theirs.append(lr)
+    assert trainer.epochs == 100 and trainer.momentum == 0.9 and trainer.weight_decay == 0.0
+    assert [trainer.lr * trainer.lr_factor(e) for e in range(100)] == pytest.approx(theirs, rel=1e-12)
+    assert cfg.task_weighting.upper_bound and cfg.task_weighting.normalization == "loss+"
+    assert cfg.model._target_.endswith("MultiLeNet") and cfg.dataset._target_.endswith("MultiItems")
+    stl = compose_with_hydra(["experiment=sener_koltun_multimnist_stl"])
+    assert stl.hydra.sweeper.params["dataset.tasks"] == "[left],[right]" and stl.trainer == cfg.trainer
