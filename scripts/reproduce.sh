@@ -6,6 +6,10 @@
 # Each preset writes to its own store, results/reproduce/PRESET.db (STORE=... overrides), and its report to
 # results/reproduce/PRESET.md. Targets: src/lossbench/report/targets/PRESET.yaml when one exists (twins have none:
 # their report has the paired tests against ERM instead). Re-running skips completed cells.
+# Presets whose rows are not accuracy on long-tailed classification name their report in their header, through
+# METRIC, ROWS, COLS, SELECT and BASELINE (empty: no paired tests), e.g. for experiment=yang_imbalanced_regression:
+#   METRIC=test/mae,test/gm SELECT=best ROWS=loss,weighting,weighting.reweight,weighting.smooth COLS=dataset \
+#     BASELINE= scripts/reproduce.sh yang_imbalanced_regression
 set -euo pipefail
 usage() { echo "usage: scripts/reproduce.sh PRESET [--cpu-twin] [hydra overrides...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -22,13 +26,16 @@ store=${STORE:-sqlite:///$out/$experiment.db}
 $LOSSBENCH run -m "experiment=$experiment" "store.url=$store" "$@"
 # the selection rule and targets of the paper (twins: last/, paired tests against ERM = loss ce, no weighting)
 targets=$here/src/lossbench/report/targets/$preset.yaml
-args=(--store "$store" --experiment "$experiment" --metric test/acc --rows loss,weighting,sampler,stage2
-      --cols dataset,dataset.imbalance_ratio --out "$out/$experiment.md")
+args=(--store "$store" --experiment "$experiment" --metric "${METRIC:-test/acc}"
+      --rows "${ROWS:-loss,weighting,sampler,stage2}" --cols "${COLS:-dataset,dataset.imbalance_ratio}"
+      --out "$out/$experiment.md")
 if [ "$experiment" = "$preset" ] && [ -f "$targets" ]; then
   select=$(sed -n 's/^selection: *//p' "$targets" | head -1)
-  args+=(--targets "$preset" --select "${select:-last}")
+  args+=(--targets "$preset" --select "${SELECT:-${select:-last}}")
 else
-  args+=(--select last --baseline ce/none/instance/none)
+  args+=(--select "${SELECT:-last}")
+  baseline=${BASELINE-ce/none/instance/none}
+  [ -z "$baseline" ] || args+=(--baseline "$baseline")
 fi
 $LOSSBENCH report "${args[@]}"
 echo "report: $out/$experiment.md"
