@@ -186,7 +186,7 @@ def test_board_counts_wins_and_significance(tmp_path):
     assert ranks.loc["focal", "wins"] == 5 and ranks.loc["focal", "sig_wins"] == 5
     assert ranks.loc["mae", "losses"] == 5 and ranks.loc["mae", "sig_losses"] == 5
     assert ranks.loc["mae", "not_completed"] == 1 and ranks.loc["focal", "not_completed"] == 0
-    assert any("1 final run(s) are not completed" in n for n in board.notes)
+    assert any("1 final run(s) diverged" in n for n in board.notes)
     assert pd.isna(ranks.loc["ce", "wins"])  # the baseline is not compared with itself
     assert "focal beats ce on 5 of 5 datasets (significant on 5)" in " ".join(board.summary)
     assert board.friedman is not None and math.isclose(board.friedman.ranks["focal"], 1.0)

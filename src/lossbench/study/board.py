@@ -61,9 +61,13 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
     if done.empty:
         raise ValueError("no completed final runs yet: run the study (lossbench study study=NAME)")
     notes = []
-    missing = int((finals["status"] != "completed").sum())
+    diverged = int((finals["status"] == "diverged").sum())
+    missing = int((finals["status"] != "completed").sum()) - diverged
+    if diverged:
+        notes.append(f"{diverged} final run(s) diverged (recorded as diverged, left out of the means and counted "
+                     "per method in not_completed); rerunning does not change them.")  # fmt: skip
     if missing:
-        notes.append(f"{missing} final run(s) are not completed (running elsewhere, failed or diverged): "
+        notes.append(f"{missing} final run(s) are not completed (running elsewhere or failed): "
                      "rerun the study for the full board.")  # fmt: skip
     order = [m.name for m in study.methods]
     per_dataset = summarize(done, column, rows=("method",), cols=("dataset",))
