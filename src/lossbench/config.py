@@ -170,7 +170,7 @@ def _memoize_config_files() -> None:
     of a compose's time. This wraps `ConfigRepository.load_config` with a per-process cache keyed by
     the search path, the config path and, for files, their modification time; each hit hands out a
     fresh copy, because Hydra edits the results it is given. The composed configs are the same
-    (`tests/test_config.py` composes with and without the cache). Without the expected Hydra
+    (`tests/test_configs.py` composes with and without the cache). Without the expected Hydra
     internals (another Hydra version) it leaves Hydra alone.
     """
     import copy

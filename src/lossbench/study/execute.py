@@ -104,7 +104,8 @@ def _worker(planner: Planner, cells: Sequence[Cell], desc: str, threads: int | N
     for store in run.SESSION.stores.values():  # connections are not shared across processes
         store.engine.dispose(close=False)
     try:
-        run_cells(planner, cells, desc, threads, position=position)
+        with run.stop_on_escape(planner.url):  # a store error ends this worker in one line, as it ends a grid
+            run_cells(planner, cells, desc, threads, position=position)
     except KeyboardInterrupt:
         run.release_all("interrupted", "interrupted (Ctrl-C); rerun the same command to resume")
         raise SystemExit(130) from None
