@@ -171,14 +171,22 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(args, code, fragment, f
         assert len(lines[0]) < 400
 
 
+def _terminal_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it (default disposition, not blocked), whatever the test
+    process inherited or set; a child that starts with SIGINT ignored never sees KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_marks_the_held_run_interrupted_and_a_rerun_completes_every_cell_once(tmp_path):
     url = f"sqlite:///{tmp_path}/grid.db"
     grid = ["run", "-m", "dataset=synthetic", "dataset.n_max=40", "dataset.test_per_class=20",
             "trainer=smoke", "trainer.epochs=400", "trainer.eval_every=400", "seed=0,1", f"store.url={url}"]  # fmt: skip
     exe = Path(sys.executable).with_name("lossbench")
     proc = subprocess.Popen(
-        [str(exe), *grid], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+        [str(exe), *grid], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=_terminal_sigint,
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:  # wait until a cell is being trained
