@@ -75,6 +75,20 @@ class Dataset(ABC):
         self.val_per_class, self.test_per_class, self.data_seed = val_per_class, test_per_class, data_seed
         self.set_noise(noise)
 
+    def cut_longtail(
+        self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int, **options: object
+    ) -> DataSpec:
+        """`longtail_spec` of `x, y` with this dataset's split recipe (kept by `set_recipe`).
+
+        `options` are the rest of `longtail_spec`'s keywords (`test=`, `n_max=`, `transform=`, ...); a
+        recipe without `test_per_class` (an official test set) passes none.
+        """
+        recipe: dict[str, object] = {"imbalance_ratio": self.imbalance_ratio, "profile": self.profile,
+                                     "val_per_class": self.val_per_class, "data_seed": self.data_seed}  # fmt: skip
+        if self.test_per_class is not None:
+            recipe["test_per_class"] = self.test_per_class
+        return longtail_spec(name, x, y, num_classes, **recipe, **options)  # type: ignore[arg-type]
+
     def set_noise(self, noise: LabelNoise | Mapping | None) -> None:
         """Validate and keep the noise settings (raises `ValueError` for bad ones, e.g. a missing map)."""
         self.noise = LabelNoise.parse(noise)

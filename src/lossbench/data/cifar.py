@@ -13,7 +13,7 @@ import numpy as np
 import torchvision
 
 from lossbench.data.augment import RandomCropFlip
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.images import missing_message, normalizer
 from lossbench.data.longtail import longtail_counts
 from lossbench.data.noise import CIFAR10_MAP, CIFAR100_MAP
@@ -209,19 +209,10 @@ class CIFAR(Dataset):
         self._ensure_files()
         x, y = self._read(train=True)
         test = self._read(train=False)
-        spec = longtail_spec(
-            self.name,
-            x,
-            y,
-            self.num_classes,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            data_seed=self.data_seed,
-            test=test,
-            transform=normalizer(MEAN, STD),
+        spec = self.cut_longtail(
+            self.name, x, y, self.num_classes, test=test, transform=normalizer(MEAN, STD),
             reference_selection=self.selection == "reference",
-        )
+        )  # fmt: skip
         if not self.augment:
             return spec
         black = [-m / s for m, s in zip(MEAN, STD, strict=True)]

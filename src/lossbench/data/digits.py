@@ -7,7 +7,7 @@ from typing import Any
 
 from sklearn.datasets import load_digits
 
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 
 
@@ -42,14 +42,4 @@ class Digits(Dataset):
         """Load the digits and cut the splits."""
         bunch = load_digits()
         x = (bunch.data / 16.0).astype("float32")
-        return longtail_spec(
-            "digits",
-            x,
-            bunch.target.astype("int64"),
-            10,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            test_per_class=self.test_per_class,
-            data_seed=self.data_seed,
-        )
+        return self.cut_longtail("digits", x, bunch.target.astype("int64"), 10)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torchvision
 
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.images import missing_message, normalizer
 from lossbench.data.longtail import select_per_class
 from lossbench.data.noise import MNIST_MAP
@@ -138,15 +138,11 @@ class MNISTLike(Dataset):
                 test_y, [self.test_subset] * 10, np.random.default_rng([self.data_seed, 2])
             )
             test_x, test_y = test_x[keep], test_y[keep]
-        return longtail_spec(
+        return self.cut_longtail(
             self.name,
             x,
             y,
             10,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            data_seed=self.data_seed,
             test=(test_x, test_y),
             n_max=self.n_max,
             transform=normalizer(self.mean, self.std),

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.noise import MNIST_MAP
 from lossbench.data.spec import DataSpec
 
@@ -71,14 +71,4 @@ class MNIST5k(Dataset):
     def build(self) -> DataSpec:
         """Read the CSV and cut the splits."""
         x, y = read_mnist5k(self.path)
-        return longtail_spec(
-            "mnist5k",
-            x,
-            y,
-            10,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            test_per_class=self.test_per_class,
-            data_seed=self.data_seed,
-        )
+        return self.cut_longtail("mnist5k", x, y, 10)

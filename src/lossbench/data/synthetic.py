@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.spec import DataSpec
 
 
@@ -60,15 +60,4 @@ class Synthetic(Dataset):
         per_class = self.n_max + self.val_per_class + self.test_per_class
         y = np.repeat(np.arange(self.num_classes), per_class)
         x = (means[y] + rng.standard_normal((len(y), self.dim))).astype("float32")
-        return longtail_spec(
-            "synthetic",
-            x,
-            y,
-            self.num_classes,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            test_per_class=self.test_per_class,
-            n_max=self.n_max,
-            data_seed=self.data_seed,
-        )
+        return self.cut_longtail("synthetic", x, y, self.num_classes, n_max=self.n_max)

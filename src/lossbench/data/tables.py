@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn import datasets as skd
 
-from lossbench.data.base import Dataset, longtail_spec
+from lossbench.data.base import Dataset
 from lossbench.data.longtail import index_hash, longtail_counts, select_per_class, validate_longtail
 from lossbench.data.spec import DataSpec, Split
 from lossbench.tasks.classification import ClassificationTask
@@ -69,17 +69,7 @@ class SklearnTable(Dataset):
         """Load the table, cut the splits, standardise."""
         bunch = SKLEARN[self.name]()
         y = bunch.target.astype(np.int64)
-        spec = longtail_spec(
-            self.name,
-            bunch.data.astype(np.float32),
-            y,
-            int(y.max()) + 1,
-            imbalance_ratio=self.imbalance_ratio,
-            profile=self.profile,
-            val_per_class=self.val_per_class,
-            test_per_class=self.test_per_class,
-            data_seed=self.data_seed,
-        )
+        spec = self.cut_longtail(self.name, bunch.data.astype(np.float32), y, int(y.max()) + 1)
         return standardize(spec)
 
 
