@@ -19,3 +19,11 @@ HIGHER_IS_BETTER.update({
     "map": True, "micro_f1": True, "cp": True, "cr": True, "cf1": True, "op": True, "or": True, "of1": True,
     "mean_acc": True, "delta_p": True,
 })  # fmt: skip
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of `metric` (`val/balanced_mae` or `balanced_mae`), by its last path component.
+
+    A name not in `HIGHER_IS_BETTER` counts as higher-is-better.
+    """
+    return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1], True)

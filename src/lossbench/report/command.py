@@ -157,13 +157,14 @@ def _statistics(
     """Paired tests vs the baseline, average ranks and Friedman/Nemenyi; returns the Friedman result or None."""
     if not ns.baseline and fmt != "html":
         return None
+    from lossbench.metrics.names import higher_is_better
     from lossbench.report.formats import join_labels, render_frame
     from lossbench.report.stats import average_ranks, friedman_nemenyi, paired_vs_baseline, score_matrix
-    from lossbench.report.tables import HIGHER_IS_BETTER, metric_column
+    from lossbench.report.tables import metric_column
 
     out_fmt = "html" if fmt == "html" else fmt
     column = metric_column(metric, ns.select)
-    higher = HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1], True)
+    higher = higher_is_better(metric)
     if ns.baseline:
         paired = paired_vs_baseline(runs, column, ns.baseline, rows, "setting", ns.test, higher)
         sections.append(("Paired tests against the baseline", render_frame(paired, out_fmt,

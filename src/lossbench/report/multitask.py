@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from lossbench.metrics.names import HIGHER_IS_BETTER
+from lossbench.metrics.names import higher_is_better
 
 PRIMARY = ("acc", "mae", "map")
 MATCH_LABELS = ("loss", "weighting")
@@ -69,7 +69,7 @@ def delta_p(runs: pd.DataFrame, select: str, split: str = "test") -> tuple[pd.Se
                 terms = []
                 break
             b = float(base[column].mean())
-            sign = 1.0 if HIGHER_IS_BETTER.get(column.rsplit("/", 1)[-1], True) else -1.0
+            sign = 1.0 if higher_is_better(column) else -1.0
             terms.append(sign * (float(run[column]) - b) / b)
         if terms:
             result.at[idx] = 100.0 * sum(terms) / len(terms)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 from scipy import stats
 
-from lossbench.metrics.names import HIGHER_IS_BETTER  # drives bold (best) and underline (second)
+from lossbench.metrics.names import higher_is_better  # drives bold (best) and underline (second)
 from lossbench.report.formats import FORMATS, join_labels, render_cells
 
 PERCENT = {"acc", "balanced_acc", "macro_f1", "worst_class_acc", "many_acc", "medium_acc", "few_acc", "ece"}
@@ -114,7 +114,7 @@ def render_table(
     names = summary["metric"] if "metric" in summary.columns else pd.Series(metric, index=summary.index)
     short = names.str.rsplit("/", n=1).str[-1]
     scale = short.map(lambda n: 100.0 if n in PERCENT else 1.0)
-    sign = short.map(lambda n: 1.0 if HIGHER_IS_BETTER.get(n, True) else -1.0)
+    sign = short.map(lambda n: 1.0 if higher_is_better(n) else -1.0)
     if "metric" in summary.columns:  # columns keep the order the metrics were asked in
         order = {m: i for i, m in enumerate(dict.fromkeys(summary["metric"]))}
         keys = [c for c in cols if c != "metric"]

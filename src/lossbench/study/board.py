@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossbench.metrics.names import HIGHER_IS_BETTER
+from lossbench.metrics.names import higher_is_better
 from lossbench.report.formats import render_frame
 from lossbench.report.stats import Friedman, average_ranks, friedman_nemenyi, paired_vs_baseline
 from lossbench.report.tables import PERCENT, render_table, summarize
@@ -56,7 +56,7 @@ def build_board(study: Study, finals: pd.DataFrame, chosen: pd.DataFrame, trials
     that are not completed (running in another process, failed) are left out and counted in a note.
     """
     column = study.report_column
-    higher = HIGHER_IS_BETTER.get(column.rsplit("/", 1)[-1], True)
+    higher = higher_is_better(column)
     done = finals[finals["status"] == "completed"].dropna(subset=[column])
     if done.empty:
         raise ValueError("no completed final runs yet: run the study (lossbench study study=NAME)")

@@ -152,11 +152,11 @@ class Runner:
 
     def tune(self) -> tuple[Any, Any]:
         """Phase 1: every trial; returns (trials frame, chosen frame)."""
-        from lossbench.metrics.names import HIGHER_IS_BETTER
+        from lossbench.metrics.names import higher_is_better
         from lossbench.study.select import choose
 
         trials = self.phase(list(self.planner.trials()), "tuning trials")
-        higher = HIGHER_IS_BETTER.get(self.study.select_metric.rsplit("/", 1)[-1], True)
+        higher = higher_is_better(self.study.select_metric)
         return trials, choose(trials, self.study.select_column, higher)
 
     def final(self, chosen: Any) -> Any:
