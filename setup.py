@@ -7,13 +7,13 @@ checkout read `configs/` in place.
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 CONFIGS = sorted(
     str(p.relative_to("configs")) for p in Path("configs").rglob("*.yaml") if "local" not in p.parts
 )
 setup(
-    packages=[*find_packages("src"), "lossbench.configs"],
+    packages=[*find_packages("src"), *find_namespace_packages("src", include=["hydra_plugins.*"]), "lossbench.configs"],
     package_dir={"": "src", "lossbench.configs": "configs"},
     package_data={"lossbench.configs": CONFIGS, "lossbench.report": ["targets/*.yaml"]},
 )

@@ -77,3 +77,40 @@ def test_submitit_local_launcher_runs_the_grid_and_reports_failures(tmp_path):
     assert "1 completed" in res.stderr and "1 of 2 runs failed" in res.stderr
     status = json.loads(lossbench("status", "--store", f"sqlite:///{db}", "--format", "json").stdout)
     assert status["completed"] == 1 and status["failed"] == 1 and "nope" in status["problems"][0]["error"]
+
+
+def test_the_default_launcher_reuses_the_preflight_configs_which_equal_hydras_own(tmp_path, monkeypatch):
+    """`sweep=inprocess`: every cell's config comes from the preflight, equal to what Hydra composes.
+
+    Hydra's own `load_sweep_config` composes each cell beside it (user Hydra overrides, `-m` adding
+    `hydra.mode=MULTIRUN`); the grid's records and its job directories are those of Hydra's basic launcher.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from lossbench import cli, run, sweep
+
+    compared = []
+
+    def take_and_compare(master, overrides):
+        cfg = take(master, overrides)
+        assert cfg is not None, overrides
+        hydra_own = GlobalHydra.instance().config_loader().load_sweep_config(master, list(overrides))
+        assert OmegaConf.to_yaml(cfg) == OmegaConf.to_yaml(hydra_own)
+        compared.append(tuple(overrides))
+        return cfg
+
+    take = sweep.take_composed
+    monkeypatch.setattr(sweep, "take_composed", take_and_compare)
+    monkeypatch.setattr(run, "SESSION", run.Session(data=run.SESSION.data))
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "r.db"
+    cli.main(["run", "-m", *TINY, "loss=ce,focal", "seed=0,1", "hydra.job_logging.root.level=WARN",
+              f"paths.results_dir={tmp_path}", f"store.url=sqlite:///{db}"])  # fmt: skip
+    assert len(compared) == 4 and sweep.PREFLIGHT.reused == 4 and not sweep.PREFLIGHT.configs
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status, count(*) from runs group by status").fetchall() == [
+            ("completed", 4)
+        ]
+    jobs = sorted((tmp_path / "hydra" / "multiruns").glob("*/*/*/.hydra/overrides.yaml"))
+    assert len(jobs) == 4 and "loss=focal" in jobs[-1].read_text()

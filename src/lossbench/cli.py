@@ -7,12 +7,13 @@ first, so a typo or an invalid parameter fails in one line before anything train
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lossbench.report.command import add_arguments as add_report_arguments
 from lossbench.study.command import add_arguments as add_study_arguments
@@ -48,20 +49,43 @@ def _one_line(exc: BaseException) -> str:
 
 def expand_overrides(args: Sequence[str], multirun: bool) -> list[list[str]]:
     """All override lists a (multi)run will compose, the config's own sweep params included."""
+    return _grid(args, multirun)[0]
+
+
+def _grid(args: Sequence[str], multirun: bool) -> tuple[list[list[str]], Any, bool]:
+    """`expand_overrides`, the config without the swept values (Hydra node included), and whether it is a grid.
+
+    A grid is what Hydra runs as a multirun: `-m`, or a config that sets `hydra.mode: MULTIRUN`.
+    """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from lossbench.config import compose_with_hydra
 
     base = compose_with_hydra([a for a in args if "," not in a.split("=", 1)[-1]] if multirun else list(args))
-    multirun = multirun or str(base.hydra.mode) == "RunMode.MULTIRUN" or str(base.hydra.mode) == "MULTIRUN"
+    multirun = multirun or _config_multirun(base)
     if not multirun:
-        return [list(args)]
+        return [list(args)], base, False
     params = base.hydra.sweeper.get("params") or {}
     combined = [f"{k}={v}" for k, v in params.items()] + list(args)
     parsed = OverridesParser.create().parse_overrides(combined)
     batches = BasicSweeper.split_arguments(parsed, None)
-    return [combo for batch in batches for combo in batch]
+    return [combo for batch in batches for combo in batch], base, True
+
+
+def _config_multirun(base: Any) -> bool:
+    """Whether the config itself asks for a multirun (`hydra.mode: MULTIRUN`, as experiment=demo does)."""
+    return str(base.hydra.mode) in ("RunMode.MULTIRUN", "MULTIRUN")
+
+
+def _job_config(full: Any) -> tuple[Any, dict[str, Any]]:
+    """A config composed with Hydra's node as its job gets it (a copy without the node), and its group choices."""
+    from omegaconf import open_dict
+
+    cfg = copy.deepcopy(full)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, {k: v for k, v in full.hydra.runtime.choices.items() if not k.startswith("hydra/")}
 
 
 def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
@@ -77,18 +101,37 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
     from omegaconf.errors import OmegaConfBaseException
 
     from lossbench import run
-    from lossbench.config import compose
+    from lossbench.config import compose, compose_with_hydra
     from lossbench.identity import run_id_of
+    from lossbench.sweep import KEEP_AT_MOST, PREFLIGHT, is_hydra_override
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
+    PREFLIGHT.clear()
     try:
-        combos = expand_overrides(overrides, multirun)
+        combos, base, grid = _grid(overrides, multirun)
+        check_user_options(combos)
+        # A grid run by lossbench's launcher takes each cell's config from here (`sweep.take_composed`):
+        # composed with Hydra's node and the Hydra overrides the app will hold (`hydra.mode=MULTIRUN`
+        # is added by Hydra for `-m` unless the config sets the mode itself).
+        keep = grid and str(base.hydra.launcher._target_).endswith("LossbenchLauncher")
+        hydra_args = [o for o in overrides if is_hydra_override(o)]
+        mode = [] if _config_multirun(base) else ["hydra.mode=MULTIRUN"]
         cache: dict = {}
         cells, stores, warnings = [], {}, set()
         for combo in combos:
-            cfg = compose(combo)
-            chosen = dict(o.split("=", 1) for o in combo if "=" in o and not o.startswith(("+", "~")))
+            task = [o for o in combo if not is_hydra_override(o)]
+            if keep:
+                full = compose_with_hydra([*hydra_args, *task], then=mode)
+                if len(PREFLIGHT.configs) < KEEP_AT_MOST:
+                    PREFLIGHT.configs[tuple(task)] = full
+                cfg, chosen = _job_config(full)
+            elif not grid:  # one run: `base` is its config
+                cfg, chosen = _job_config(base)
+            else:
+                cfg = compose(combo)
+                chosen = dict(o.split("=", 1) for o in combo if "=" in o and not o.startswith(("+", "~")))
+            PREFLIGHT.checked.add(tuple(task))
             components = run.build_components(cfg, cache, choices=chosen)
             warnings.update(components.warnings)
             url = str(cfg.store.url)
@@ -140,7 +183,6 @@ def cmd_run(args: Sequence[str]) -> None:
         return
     cells: list[tuple[str, str]] = []
     if not any(a in _NO_PREFLIGHT or a.split("=")[0] in _NO_PREFLIGHT for a in args):
-        check_user_options(args)
         cells = preflight(args)
     from hydra.core.global_hydra import GlobalHydra
     from tqdm.auto import tqdm
@@ -277,19 +319,14 @@ def cmd_check(ns: argparse.Namespace) -> None:
         _fail(f"{failures} contract check(s) failed; fix the component and run lossbench check again", code=1)
 
 
-def check_user_options(args: Sequence[str]) -> None:
-    """Run the contract checks on every user option a (multi)run names; exit 2 on the first failure.
+def check_user_options(combos: Sequence[Sequence[str]]) -> None:
+    """Run the contract checks on every user option the cells `combos` name; exit 2 on the first failure.
 
-    Built-in options pass them in the test suite; the user's are checked here, before any training.
+    Built-in options pass them in the test suite; the user's are checked here (from the preflight,
+    before any cell is composed), before any training.
     """
     from lossbench.config import GROUPS, compose, user_options
 
-    multirun = "-m" in args or "--multirun" in args
-    overrides = [a for a in args if a not in ("-m", "--multirun")]
-    try:
-        combos = expand_overrides(overrides, multirun)
-    except Exception:  # a config error: preflight reports it in one line
-        return
     named = {
         (group, value)
         for combo in combos

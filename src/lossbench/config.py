@@ -275,9 +275,30 @@ def instantiate_option(group: str, name: str, **params: Any) -> Any:
     return instantiate(node, _convert_="all")
 
 
-def compose_with_hydra(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Like `compose`, with the `hydra` node (launcher, sweeper params, mode) included."""
+def compose_with_hydra(overrides: Sequence[str] = (), then: Sequence[str] = ()) -> DictConfig:
+    """Like `compose`, with the `hydra` node (launcher, sweeper params, mode) included.
+
+    `then`: Hydra overrides placed after the user's config directories, where Hydra's app puts the
+    ones it adds itself (`hydra.mode=MULTIRUN`), so `hydra.overrides.hydra` lists them in its order.
+    """
     with _hydra_context():
         return hydra_compose(
-            "config", overrides=[*overrides, *searchpath_overrides()], return_hydra_config=True
+            "config", overrides=[*overrides, *searchpath_overrides(), *then], return_hydra_config=True
         )
+
+
+def _register_launcher() -> None:
+    """Make lossbench's sweeper and launcher (the defaults, `configs/config.yaml`) known to Hydra.
+
+    Hydra finds plugins by scanning the `hydra_plugins` package, which misses an editable install's
+    modules; registering them here works for every kind of install.
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.lossbench_launcher.lossbench_launcher import LossbenchLauncher, LossbenchSweeper
+
+    for plugin in (LossbenchLauncher, LossbenchSweeper):
+        Plugins.instance().register(plugin)
+
+
+_register_launcher()

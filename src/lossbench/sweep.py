@@ -1,13 +1,70 @@
 """What the command line needs to know about a grid whose cells may run in other processes.
 
-Hydra's in-process launcher (`basic`) runs every cell in `lossbench run`'s own process, which then
-counts the outcomes itself. The joblib launcher runs cells in worker processes and submitit in jobs,
-so their outcomes are read back from the store, where every cell records itself.
+lossbench's default launcher (`lossbench`, `hydra_plugins/lossbench_launcher`) and Hydra's `basic`
+run every cell in `lossbench run`'s own process, which then counts the outcomes itself. The joblib
+launcher runs cells in worker processes and submitit in jobs, so their outcomes are read back from
+the store, where every cell records itself.
+
+`PREFLIGHT` carries the preflight's composes over to lossbench's sweeper and launcher, so Hydra does
+not compose each cell twice more (`take_composed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Launchers that run the cells in this process (`_target_` class names).
+IN_PROCESS_LAUNCHERS = ("LossbenchLauncher", "BasicLauncher")
+# At most this many composed cell configs are kept for the launcher (about 0.1 MB each); the
+# launcher composes any further cells itself, as Hydra would.
+KEEP_AT_MOST = 2000
+
+
+@dataclass
+class Preflight:
+    """What `cli.preflight` composed, for `LossbenchSweeper` and `LossbenchLauncher` to reuse."""
+
+    checked: set[tuple[str, ...]] = field(default_factory=set)  # each composed cell's task overrides
+    configs: dict[tuple[str, ...], Any] = field(
+        default_factory=dict
+    )  # task overrides -> config (hydra node kept)
+    reused: int = 0  # cells the launcher took from `configs` (tests read it)
+
+    def clear(self) -> None:
+        """Forget an earlier grid's (a new `lossbench run` in the same process)."""
+        self.checked.clear()
+        self.configs.clear()
+        self.reused = 0
+
+
+PREFLIGHT = Preflight()
+
+
+def is_hydra_override(arg: str) -> bool:
+    """Whether a command-line override sets Hydra's own config (`hydra.*`, `hydra/...`), as Hydra decides."""
+    key = arg.split("=", 1)[0].lstrip("+~")
+    return key.startswith(("hydra.", "hydra/"))
+
+
+def take_composed(master: Any, overrides: Sequence[str]) -> Any:
+    """The cell config the preflight composed for `overrides`, made the launcher's; None if it has none.
+
+    Taken only when it was composed with the same Hydra overrides as the grid's (`master`) config;
+    the job name is the app's and the resolver cache the master's, exactly as Hydra's
+    `load_sweep_config` makes a cell's config. Each config is handed out once.
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = PREFLIGHT.configs.pop(tuple(overrides), None)
+    if cfg is None or list(cfg.hydra.overrides.hydra) != list(master.hydra.overrides.hydra):
+        return None
+    with open_dict(cfg):
+        cfg.hydra.job.name = master.hydra.job.name
+    OmegaConf.copy_cache(from_config=master, to_config=cfg)
+    PREFLIGHT.reused += 1
+    return cfg
 
 
 def runs_in_process(args: Sequence[str]) -> bool:
@@ -15,7 +72,7 @@ def runs_in_process(args: Sequence[str]) -> bool:
     from lossbench.config import compose_with_hydra
 
     fixed = [a for a in args if a not in ("-m", "--multirun") and "," not in a.split("=", 1)[-1]]
-    return str(compose_with_hydra(fixed).hydra.launcher._target_).endswith("BasicLauncher")
+    return str(compose_with_hydra(fixed).hydra.launcher._target_).endswith(IN_PROCESS_LAUNCHERS)
 
 
 def grid_outcomes(cells: Sequence[tuple[str, str]]) -> list[str]:
