@@ -73,3 +73,38 @@ def test_reliability_bins_reproduce_ece():
     )
     assert ece == pytest.approx(expected_calibration_error(probs, targets, bins=10))
     assert rel["count"][:2] == [0, 0] and rel["acc"][0] is None  # top-1 confidence >= 1/C = 0.25
+
+
+def _agree(a, b):
+    """Equal structure, None in the same places, numbers within 1e-12 (relative)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_agree(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_agree(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is b
+    return a == pytest.approx(b, rel=1e-12, abs=1e-12) or (a != a and b != b)
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "multilabel", "multitask"])
+def test_stacked_metrics_equal_each_models_own(kind):
+    """`Task.metrics_stacked` (the stacked trainer's per-epoch scoring) = `Task.metrics` per model, every task kind.
+
+    Outputs are random; one classification model predicts a single class (empty confidence bins, a
+    class never predicted) and the first dataset of each kind gives the targets (absent classes too).
+    """
+    from hydra.utils import instantiate
+
+    from lossbench.config import CONFIG_DIR, compose
+    from lossbench.tasks.compatible import options_for
+
+    data = instantiate(compose([f"dataset={options_for(CONFIG_DIR, 'dataset', kind)[0]}"]).dataset).load()
+    y = data.test.y[:300]
+    g = torch.Generator().manual_seed(0)
+    outputs = torch.randn(4, len(y), data.task.output_width, generator=g) * 3
+    outputs[3] = 0.0
+    outputs[3, :, 0] = 5.0
+    task = data.task
+    stacked = task.metrics_stacked(outputs, y, task.many_threshold, task.few_threshold, ece_bins=15)
+    alone = [task.metrics(o, y, task.many_threshold, task.few_threshold, ece_bins=15) for o in outputs]
+    assert len(stacked) == 4 and all(_agree(a, s) for a, s in zip(alone, stacked, strict=True))

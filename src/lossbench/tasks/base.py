@@ -73,6 +73,15 @@ class Task(ABC):
     ) -> dict[str, Any]:
         """Every metric of one split from model outputs (N, output_width) and targets (N,)."""
 
+    def metrics_stacked(
+        self, outputs: Tensor, targets: Tensor, many_threshold: int, few_threshold: int, **options: Any
+    ) -> list[dict[str, Any]]:
+        """`metrics` of K models' outputs (K, N, output_width) on the same targets: one dict per model.
+
+        The stacked trainer's per-epoch scoring; a task kind may override it with one batched pass.
+        """
+        return [self.metrics(o, targets, many_threshold, few_threshold, **options) for o in outputs]
+
     def describe(self) -> dict[str, Any]:
         """What a run record keeps about the task (JSON-able)."""
         return {"kind": self.kind, "group_counts": list(self.group_counts)}

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from lossbench.metrics.functional import classification_metrics
+from lossbench.metrics.functional import classification_metrics, classification_metrics_stacked
 from lossbench.tasks.base import CLASSIFICATION, Task
 
 
@@ -52,6 +52,14 @@ class ClassificationTask(Task):
     ) -> dict[str, Any]:
         """`classification_metrics` of logits (N, C); `options` may set `ece_bins`."""
         return classification_metrics(
+            outputs, targets, self.group_counts, many_threshold, few_threshold, options.get("ece_bins", 15)
+        )
+
+    def metrics_stacked(
+        self, outputs: Tensor, targets: Tensor, many_threshold: int, few_threshold: int, **options: Any
+    ) -> list[dict[str, Any]]:
+        """`classification_metrics_stacked` of logits (K, N, C): the K models' metrics in one batched pass."""
+        return classification_metrics_stacked(
             outputs, targets, self.group_counts, many_threshold, few_threshold, options.get("ece_bins", 15)
         )
 

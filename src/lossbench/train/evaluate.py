@@ -81,6 +81,15 @@ class Evaluator:
             outputs * logit_scale, split.y, self.many_threshold, self.few_threshold, ece_bins=self.ece_bins
         )
 
+    def scores_stacked(
+        self, outputs: Tensor, split: Split, logit_scales: list[float]
+    ) -> list[dict[str, Any]]:
+        """`scores` of K models at once: outputs (K, N, W), member k's scaled by `logit_scales[k]`."""
+        scales = torch.tensor(logit_scales, dtype=outputs.dtype).view(-1, *([1] * (outputs.dim() - 1)))
+        return self.data.task.metrics_stacked(
+            outputs * scales, split.y, self.many_threshold, self.few_threshold, ece_bins=self.ece_bins
+        )
+
     def evaluate(
         self, model: nn.Module, names: tuple[str, ...] = SPLITS, logit_scale: float = 1.0
     ) -> dict[str, dict[str, Any]]:

@@ -15,8 +15,9 @@ that makes it the run it would be alone:
 
 The loss is `sum_k objective_k`, so member k's gradient is the gradient of its own objective.
 Evaluation is one batched inference-mode forward for all members (`_predict`, the stacked
-`predict`); the metrics, the best/oracle selection and the record come from `train/loop.py`
-(`Evaluator.scores`, `Selection`), per member. Each member's model receives its trained slice at the end.
+`predict`) and one batched scoring (`Evaluator.scores_stacked`: the task's `metrics_stacked`, the
+same metrics as `Evaluator.scores` per member); the best/oracle selection and the record come from
+`train/loop.py` (`Selection`), per member. Each member's model receives its trained slice at the end.
 A member whose epoch objective is not finite ends with `Diverged` and is dropped from the stack (its
 slices removed from parameters and momentum); the others go on. A member whose epoch callback raises
 (a lost claim) is dropped the same way with that exception as its outcome.
@@ -237,10 +238,17 @@ def fit_stacked(
             opt.step()
             totals += objectives.detach() * idx.shape[1]
         train_losses = (totals / max(1, n)).tolist()  # the epoch's one host synchronisation
-        logits: dict[str, Tensor] = {}
-        if is_due(cfg, epoch):  # one batched forward per chunk for all members (inference mode)
+        scored: dict[int, dict[str, dict[str, Any]]] = {}  # stack position -> split -> metrics
+        if is_due(cfg, epoch):  # one batched forward per chunk and one batched scoring for all members
             splits = tracks[active[0]].splits
-            logits = {s: _predict(base, params, buffers, getattr(data, s).x, cfg, device) for s in splits}
+            finite = [j for j in range(len(active)) if math.isfinite(train_losses[j])]
+            scales = [members[active[j]].loss.logit_scale for j in finite]
+            for s in splits:
+                logits = _predict(base, params, buffers, getattr(data, s).x, cfg, device)[finite]
+                for j, metrics in zip(
+                    finite, evaluator.scores_stacked(logits, getattr(data, s), scales), strict=True
+                ):
+                    scored.setdefault(j, {})[s] = metrics
         gone: list[int] = []
         for j, k in enumerate(active):
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_losses[j]}
@@ -251,10 +259,7 @@ def fit_stacked(
                 gone.append(j)
                 continue
             if is_due(cfg, epoch):
-                loss = members[k].loss
-                split_logits = {s: logits[s][j] for s in track.splits}
-                track.evaluated(row, {s: evaluator.scores(v, getattr(data, s), loss.logit_scale)
-                                      for s, v in split_logits.items()})  # fmt: skip
+                track.evaluated(row, scored[j])
             track.history.append(row)
             if members[k].on_epoch_end is not None:
                 try:
