@@ -85,6 +85,23 @@ def test_longtail_cut_follows_profile(name):
     assert spec.meta.get("clean_class_counts", list(spec.class_counts)) == target
 
 
+def test_digits_read_without_sklearn_equal_load_digits(monkeypatch):
+    """`digits_arrays` reads scikit-learn's CSV itself; the same arrays as `load_digits`, also on its fallback."""
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+
+    from lossbench.data.digits import digits_arrays
+
+    bunch = load_digits()
+    for find in (importlib.util.find_spec, lambda name: None):  # the file, then load_digits itself
+        monkeypatch.setattr(importlib.util, "find_spec", find)
+        x, y = digits_arrays()
+        assert (
+            x.dtype == bunch.data.dtype and np.array_equal(x, bunch.data) and np.array_equal(y, bunch.target)
+        )
+
+
 def test_digits_splits_are_balanced_disjoint_and_seeded():
     def load(**kw):
         over = [f"dataset.{k}={v}" for k, v in kw.items()]
