@@ -42,10 +42,17 @@ DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), 
 CFG = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False)
 
 
-def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None) -> Member:
+MODELS = {  # a conv net with BatchNorm (vmap), plain MLPs with either head (the batched-matmul path)
+    "resnet": lambda: ResNetCifar([3, 8, 8], 4, blocks_per_stage=1),
+    "mlp": lambda: MLP([3, 8, 8], 4, hidden=(16, 8)),
+    "mlp_cosine_head": lambda: MLP([3, 8, 8], 4, hidden=(16,), head="normed"),
+}
+
+
+def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None, model: str = "resnet") -> Member:
     """A run's pieces built as `run.py` builds them: seed, model, RNG state, fitted components."""
     torch.manual_seed(seed)
-    model = ResNetCifar([3, 8, 8], 4, blocks_per_stage=1)
+    model = MODELS[model]()
     state = rng_state()
     loss, weighting, sampler = loss_cls(), NoWeighting(), InstanceSampler()
     prepare(DATA_TASK, TRAIN.y, loss, weighting, sampler)
@@ -60,12 +67,13 @@ def _numbers(result: FitResult) -> dict[str, float]:
     }
 
 
+@pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("cfg", [CFG, dataclasses.replace(CFG, max_steps=1)], ids=["whole", "max_steps"])
-def test_stacked_members_agree_with_training_alone(cfg):
+def test_stacked_members_agree_with_training_alone(cfg, model):
     specs = [(0, CrossEntropyLoss), (1, FocalLoss)]
-    stacked = fit_stacked([_member(s, cls) for s, cls in specs], DATA, cfg)
+    stacked = fit_stacked([_member(s, cls, model=model) for s, cls in specs], DATA, cfg)
     for (seed, cls), together in zip(specs, stacked, strict=True):
-        m = _member(seed, cls)
+        m = _member(seed, cls, model=model)
         alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, cfg, seed=seed)
         assert isinstance(together, FitResult) and together.execution["stacked_members"] == 2
         a, b = _numbers(alone), _numbers(together)
@@ -73,6 +81,36 @@ def test_stacked_members_agree_with_training_alone(cfg):
         assert [r["train/loss"] for r in together.history] == pytest.approx(
             [r["train/loss"] for r in alone.history], abs=TOL
         )
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_the_batched_mlp_forward_equals_vmap(model):
+    """Plain MLPs take `_mlp_forward` (batched matmuls), equal to vmap(functional_call); other models have none."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from lossbench.train.stacked import _FeaturesAndLogits, _mlp_forward
+
+    wrappers = [_FeaturesAndLogits(_member(s, model=model).model) for s in range(3)]
+    fast = _mlp_forward(wrappers[0].model)
+    assert (fast is None) == (model == "resnet")
+    if fast is None:
+        return
+    params, buffers = stack_module_state(wrappers)
+
+    def forward(p, b, xb):
+        return functional_call(wrappers[0], (p, b), (xb,))
+
+    x = torch.randn(3, 5, 3, 8, 8)
+    for got, want in zip(fast(params, x), vmap(forward)(params, buffers, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    shared = torch.randn(7, 3, 8, 8)
+    want = vmap(forward, in_dims=(0, 0, None))(params, buffers, shared)[1]
+    torch.testing.assert_close(fast(params, shared, shared=True)[1], want, rtol=1e-5, atol=1e-6)
+
+    class Wider(MLP):  # a subclass may compute its features otherwise: vmap
+        pass
+
+    assert _mlp_forward(Wider([3, 8, 8], 4)) is None
 
 
 def test_what_trains_alone():

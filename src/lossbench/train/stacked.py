@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -106,6 +107,54 @@ def unstackable(
     return None
 
 
+def _mlp_forward(model: nn.Module) -> Any:
+    """A stacked forward `(params, x) -> (features, logits)` for a plain `MLP`, or None for any other model.
+
+    A plain MLP (Flatten, Linear, ReLU, no dropout; a linear or cosine head) is a chain of batched
+    matrix products over the K members: `baddbmm` on (K, B, D) inputs, or a broadcast `matmul` on an
+    input (N, D) shared by all members (evaluation). That does the same arithmetic as
+    `vmap(functional_call(model))` without re-binding the module's parameters on every call, which
+    costs more than the products themselves for small MLPs. Other models go through vmap.
+    `forward(params, x, shared=True)` takes one input (N, ...) for all members.
+    """
+    from lossbench.models.heads import NormedLinear
+    from lossbench.models.mlp import MLP
+
+    if type(model) is not MLP:
+        return None
+    plan: list[tuple[str, str]] = []
+    for name, layer in model.body.named_children():
+        if isinstance(layer, nn.Linear):
+            plan.append(("linear", f"model.body.{name}"))
+        elif isinstance(layer, nn.ReLU):
+            plan.append(("relu", ""))
+        elif not isinstance(layer, (nn.Flatten, nn.Identity)) and not (
+            isinstance(layer, nn.Dropout) and layer.p == 0
+        ):
+            return None
+    if not isinstance(model.body[0], nn.Flatten) or type(model.head) not in (nn.Linear, NormedLinear):
+        return None
+    normed = type(model.head) is NormedLinear
+
+    def linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        if x.dim() == 3:
+            return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        return torch.matmul(x, w.transpose(1, 2)) + b.unsqueeze(1)  # shared input (N, D) -> (K, N, H)
+
+    def forward(params: dict[str, Tensor], x: Tensor, shared: bool = False) -> tuple[Tensor, Tensor]:
+        """Features and logits (K, B, .) of inputs (K, B, ...), or of one input (N, ...) when `shared`."""
+        h = x.flatten(1) if shared else x.flatten(2)
+        for op, key in plan:
+            h = linear(h, params[f"{key}.weight"], params[f"{key}.bias"]) if op == "linear" else torch.relu(h)
+        if normed:
+            logits = torch.matmul(F.normalize(h, dim=-1), F.normalize(params["model.head.weight"], dim=1))
+        else:
+            logits = linear(h, params["model.head.weight"], params["model.head.bias"])
+        return h, logits
+
+    return forward
+
+
 class _FeaturesAndLogits(nn.Module):
     """`model` with one forward returning (features (N, D), logits (N, C))."""
 
@@ -153,7 +202,8 @@ def fit_stacked(
     def forward(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor) -> tuple[Tensor, Tensor]:
         return functional_call(base, (p, b), (xb,))
 
-    batched = vmap(forward, randomness="error")
+    mlp = _mlp_forward(members[0].model)
+    batched = vmap(forward, randomness="error") if mlp is None else (lambda p, b, xb: mlp(p, xb))
     active = list(range(len(members)))  # members still training, in stack order
     sampler_gens = [torch.Generator().manual_seed(m.seed) for m in members]
     aug_gens = [_generator(m.aug_state, device) for m in members]
@@ -244,7 +294,7 @@ def fit_stacked(
             finite = [j for j in range(len(active)) if math.isfinite(train_losses[j])]
             scales = [members[active[j]].loss.logit_scale for j in finite]
             for s in splits:
-                logits = _predict(base, params, buffers, getattr(data, s).x, cfg, device)[finite]
+                logits = _predict(base, params, buffers, getattr(data, s).x, cfg, device, mlp)[finite]
                 for j, metrics in zip(
                     finite, evaluator.scores_stacked(logits, getattr(data, s), scales), strict=True
                 ):
@@ -300,18 +350,22 @@ def _predict(
     x: Tensor,
     cfg: TrainerConfig,
     device: torch.device,
+    mlp: Any = None,
 ) -> Tensor:
     """Logits (K, N, C) on the CPU of every stacked member on inputs `x` (N, ...), in eval mode.
 
     The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch_size`, the input
-    shared by all members (not copied K times), under `cfg.precision`.
+    shared by all members (not copied K times), under `cfg.precision`. `mlp`: `_mlp_forward`'s
+    forward when the members are plain MLPs (then used instead of vmap).
     """
     base.eval()
 
     def forward(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor) -> Tensor:
         return functional_call(base, (p, b), (xb,))[1]
 
-    batched = vmap(forward, in_dims=(0, 0, None))
+    batched = (
+        vmap(forward, in_dims=(0, 0, None)) if mlp is None else (lambda p, b, xb: mlp(p, xb, shared=True)[1])
+    )
     p = {k: v.detach() for k, v in params.items()}
     out = []
     with autocast(cfg.precision, device):
