@@ -1,9 +1,9 @@
 """`make bench`: the speed numbers that go in BENCHMARKS.md, side by side in one invocation.
 
-Sections (`--only`): `startup` (fixed cost of a one-cell run), `resnet` (ResNet-32 train and test
+Sections (`--only`): `startup` (fixed cost of a one-cell run), `demo` (the 72-run demo grid), `resnet` (ResNet-32 train and test
 images/s: lossbench, lossbench stacked, and the reference-style loop of `benchmarks/reference_loop.py`
 on the same CIFAR-format files), `grids` (a 12-cell digits grid and a Fashion-MNIST-LT LeNet grid:
-stacked vs one at a time vs one process per run), and the loss / weighting / batching micro tables.
+stacked vs one at a time vs one process per run, wall time and the training part), and the loss / weighting / batching micro tables.
 Every number is a median over rounds in which the compared options run round-robin, and every ratio is
 the median of ratios taken within a round, so load that drifts during the run hits all options alike.
 On a CPU only the ratios are meant to be quoted; absolute times are comparable only on a GPU. Losses
@@ -280,10 +280,32 @@ GRIDS = {
 }  # fmt: skip
 
 
-def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float]]:
+def bench_demo(rounds: int) -> float:
+    """Median wall time of the demo grid, `lossbench run -m experiment=demo` (72 runs), each into a new store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return statistics.median(
+            _lossbench("-m", "experiment=demo", f"store.url=sqlite:///{tmp}/{r}.db", cwd=tmp)
+            for r in range(rounds)
+        )
+
+
+def _training_seconds(db: str) -> float:
+    """The training part of a grid: the sum of its runs' `train_time_s` (a stacked group's wall time, shared)."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return sum(
+            json.loads(m).get("train_time_s") or 0.0 for (m,) in conn.execute("select metrics from runs")
+        )
+
+
+def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float, float, float]]:
     """A grid three ways, round-robin: stacked (the default), one at a time, one process per run.
 
-    Returns (how, median wall seconds, median ratio to stacked). Each way writes its own store.
+    Returns (how, median wall seconds, median ratio to stacked, median training seconds, median
+    training ratio to stacked): the training part is the sum of the runs' `train_time_s`. Each way
+    writes its own store.
     """
     over, seeds = GRIDS[name]
     seed_arg = "seed=" + ",".join(str(s) for s in range(seeds))
@@ -291,6 +313,7 @@ def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float]]:
     cells = [[*[o for o in over if "," not in o], f"loss={loss}", f"seed={s}"]
              for loss in next(o for o in over if o.startswith("loss=")).split("=", 1)[1].split(",") for s in range(seeds)]  # fmt: skip
     times: dict[str, list[float]] = {"stacked (default)": [], "one at a time (trainer.stack=off)": [], "one process per run": []}  # fmt: skip
+    trained: dict[str, list[float]] = {k: [] for k in times}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             times["stacked (default)"].append(
@@ -303,14 +326,19 @@ def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float]]:
                 _lossbench(*cell, "hydra.job_logging.root.level=WARN", f"store.url=sqlite:///{tmp}/p{r}.db", cwd=tmp)
                 for cell in cells
             ))  # fmt: skip
-    base = times["stacked (default)"]
+            for key, db in zip(times, ("s", "o", "p"), strict=True):
+                trained[key].append(_training_seconds(f"{tmp}/{db}{r}.db"))
+
+    def ratios(values: dict[str, list[float]], k: str) -> float:
+        return statistics.median([t / b for t, b in zip(values[k], values["stacked (default)"], strict=True)])
+
     return [
-        (k, statistics.median(v), statistics.median([t / b for t, b in zip(v, base, strict=True)]))
-        for k, v in times.items()
+        (k, statistics.median(times[k]), ratios(times, k), statistics.median(trained[k]), ratios(trained, k))
+        for k in times
     ]
 
 
-SECTIONS = ("startup", "resnet", "grids", "losses", "weightings", "batching")
+SECTIONS = ("startup", "demo", "resnet", "grids", "losses", "weightings", "batching")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -328,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         "--rounds", type=int, default=5, help="round-robin rounds of the loss/weighting/batching tables"
     )
     parser.add_argument(
-        "--model-rounds", type=int, default=3, help="rounds of the startup and ResNet-32 benchmarks"
+        "--model-rounds", type=int, default=3, help="rounds of the startup, demo and ResNet-32 benchmarks"
     )
     parser.add_argument("--grid-rounds", type=int, default=3, help="rounds of each grid benchmark")
     parser.add_argument("--members", type=int, default=4, help="members of the stacked ResNet-32 group")
@@ -360,6 +388,13 @@ def _print_startup(ns: argparse.Namespace, device: torch.device) -> None:
     print(f"| `lossbench run dataset=synthetic trainer.epochs=1` | {t:.2f} |")
 
 
+def _print_demo(ns: argparse.Namespace, device: torch.device) -> None:
+    t = bench_demo(ns.model_rounds)
+    print(f"## The demo grid (median of {ns.model_rounds}, wall time)\n")
+    print("| command | seconds |\n|---|---:|")
+    print(f"| `lossbench run -m experiment=demo` (72 runs, a new store each) | {t:.1f} |")
+
+
 def _print_resnet(ns: argparse.Namespace, device: torch.device) -> None:
     rows = bench_resnet(ns.model_rounds, ns.members)
     print(
@@ -380,9 +415,9 @@ def _print_grids(ns: argparse.Namespace, device: torch.device) -> None:
         print(
             f"## Grid {name}: {' '.join(over)}, {seeds} seeds (median of {ns.grid_rounds} rounds, wall time)\n"
         )
-        print("| how | seconds | × stacked |\n|---|---:|---:|")
-        for how, t, r in rows:
-            print(f"| {how} | {t:.1f} | {r:.2f} |")
+        print("| how | wall s | × stacked | training part s | × stacked |\n|---|---:|---:|---:|---:|")
+        for how, t, r, train, train_ratio in rows:
+            print(f"| {how} | {t:.1f} | {r:.2f} | {train:.2f} | {train_ratio:.2f} |")
         print()
 
 
