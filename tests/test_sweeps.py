@@ -82,13 +82,15 @@ def test_submitit_local_launcher_runs_the_grid_and_reports_failures(tmp_path):
 def test_the_default_launcher_reuses_the_preflight_configs_which_equal_hydras_own(tmp_path, monkeypatch):
     """`sweep=inprocess`: every cell's config comes from the preflight, equal to what Hydra composes.
 
+    The preflight composes one cell per grid cell up to its seed and reseeds copies for the others.
+
     Hydra's own `load_sweep_config` composes each cell beside it (user Hydra overrides, `-m` adding
     `hydra.mode=MULTIRUN`); the grid's records and its job directories are those of Hydra's basic launcher.
     """
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from lossbench import cli, run, sweep
+    from lossbench import cli, config, run, sweep
 
     compared = []
 
@@ -102,12 +104,21 @@ def test_the_default_launcher_reuses_the_preflight_configs_which_equal_hydras_ow
 
     take = sweep.take_composed
     monkeypatch.setattr(sweep, "take_composed", take_and_compare)
+    composed = []  # cells Hydra composed in the preflight: one per cell up to its seed
+    compose_with_hydra = config.compose_with_hydra
+
+    def counting(overrides=(), then=()):
+        composed.extend(o for o in overrides if o.startswith("loss="))
+        return compose_with_hydra(overrides, then)
+
+    monkeypatch.setattr(config, "compose_with_hydra", counting)
     monkeypatch.setattr(run, "SESSION", run.Session(data=run.SESSION.data))
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "r.db"
     cli.main(["run", "-m", *TINY, "loss=ce,focal", "seed=0,1", "hydra.job_logging.root.level=WARN",
               f"paths.results_dir={tmp_path}", f"store.url=sqlite:///{db}"])  # fmt: skip
     assert len(compared) == 4 and sweep.PREFLIGHT.reused == 4 and not sweep.PREFLIGHT.configs
+    assert composed == ["loss=ce", "loss=focal"]  # seed=1 of each: seed=0's config, reseeded
     with sqlite3.connect(db) as conn:
         assert conn.execute("select status, count(*) from runs group by status").fetchall() == [
             ("completed", 4)

@@ -78,6 +78,32 @@ def _config_multirun(base: Any) -> bool:
     return str(base.hydra.mode) in ("RunMode.MULTIRUN", "MULTIRUN")
 
 
+def _reseeded(template: Any, task: Sequence[str]) -> Any:
+    """The config Hydra composes for the cell with overrides `task`, from a cell differing only in `seed=`.
+
+    A grid's seeds share everything Hydra composes (`seed` is a plain value, not a config group);
+    Hydra applies value overrides last, so this applies `seed=N` to a copy as Hydra does and redoes
+    the two Hydra fields that list the overrides. A grid of S seeds then composes 1/S of its cells
+    (`tests/test_sweeps.py` compares every reused config with Hydra's own compose).
+    """
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    parsed = OverridesParser.create().parse_overrides(list(task))
+    cfg = copy.deepcopy(template)
+    for o in parsed:
+        if o.key_or_group == "seed":
+            OmegaConf.update(cfg, "seed", o.value(), merge=True)
+    naming = cfg.hydra.job.config.override_dirname
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = [o.input_line for o in parsed]
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=parsed, kv_sep=naming.kv_sep, item_sep=naming.item_sep, exclude_keys=naming.exclude_keys
+        )
+    return cfg
+
+
 def _job_config(full: Any) -> tuple[Any, dict[str, Any]]:
     """A config composed with Hydra's node as its job gets it (a copy without the node), and its group choices."""
     from omegaconf import open_dict
@@ -118,11 +144,18 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
         hydra_args = [o for o in overrides if is_hydra_override(o)]
         mode = [] if _config_multirun(base) else ["hydra.mode=MULTIRUN"]
         cache: dict = {}
+        templates: dict[tuple[str, ...], Any] = {}  # a composed cell per grid cell up to its seed
         cells, stores, warnings = [], {}, set()
         for combo in combos:
             task = [o for o in combo if not is_hydra_override(o)]
             if keep:
-                full = compose_with_hydra([*hydra_args, *task], then=mode)
+                shape = tuple("seed=" if o.startswith("seed=") else o for o in task)
+                full = (
+                    _reseeded(templates[shape], task)
+                    if shape in templates
+                    else compose_with_hydra([*hydra_args, *task], then=mode)
+                )
+                templates.setdefault(shape, full)
                 if len(PREFLIGHT.configs) < KEEP_AT_MOST:
                     PREFLIGHT.configs[tuple(task)] = full
                 cfg, chosen = _job_config(full)
