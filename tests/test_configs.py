@@ -5,6 +5,7 @@ import os
 import pkgutil
 
 import pytest
+import torch
 import yaml
 from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
@@ -162,3 +163,40 @@ def test_cached_config_files_see_an_edited_file(tmp_path):
         assert compose(["loss=my_loss"]).loss.epsilon == 0.2
     finally:
         use_config_dirs([])
+
+
+def _plain_state(obj):
+    """What an instantiated component holds: its type, plain attributes and (for modules) its tensors."""
+    plain = (int, float, str, bool, type(None), list, tuple, dict)
+    attrs = {k: v for k, v in vars(obj).items() if isinstance(v, plain) and not k.startswith("_")}
+    tensors = {k: v for k, v in obj.state_dict().items()} if isinstance(obj, torch.nn.Module) else {}
+    return type(obj), attrs, tensors
+
+
+@pytest.mark.parametrize(("group", "name"), [(g, n) for g in COMPONENT_GROUPS for n in options(g)])
+def test_runs_build_every_option_as_hydra_instantiate_does(group, name):
+    """A run builds plain nodes by calling their class (`run._instantiate`): the same object as Hydra's instantiate."""
+    from hydra.utils import instantiate
+
+    from lossbench import run
+
+    node = compose([f"{group}={name}"])[group]
+    values = OmegaConf.to_container(node, resolve=True)
+    if not run._plain(values):
+        pytest.skip(f"{group}={name} is built by Hydra's instantiate itself")
+    extra = {"input_shape": [3, 32, 32], "num_classes": 10} if group == "model" else {}
+    if group == "model" and "multitask" in str(values["_target_"]).lower():
+        extra = {"input_shape": [1, 36, 36], "num_classes": 20, "head_widths": [10, 10]}
+    torch.manual_seed(0)
+    try:
+        ours = run._instantiate(values, extra)
+    except Exception as exc:  # noqa: BLE001  (then Hydra's must fail alike)
+        with pytest.raises(Exception) as info:
+            instantiate(node, _convert_="all", **extra)
+        assert str(exc) in str(info.value.__cause__ or info.value)
+        return
+    torch.manual_seed(0)
+    theirs = instantiate(node, _convert_="all", **extra)
+    a, b = _plain_state(ours), _plain_state(theirs)
+    assert a[0] is b[0] and a[1] == b[1] and a[2].keys() == b[2].keys()
+    assert all(torch.equal(a[2][k], b[2][k]) for k in a[2])

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_device, check_parameter_types, check_schedules
@@ -200,7 +200,6 @@ def build_components(
     check_device(trainer.device)
     starts = {g: cfg[g].get("start_epoch") for g in COMPONENT_GROUPS if isinstance(cfg.get(g), DictConfig)}
     check_schedules({g: v for g, v in starts.items() if isinstance(v, int)}, trainer.epochs)
-    cache = {} if cache is None else cache
     built: dict[str, Any] = {}
     for group in [g for g in COMPONENT_GROUPS if g != "model"]:
         built[group] = _build(cfg, group, cache, choices)
@@ -231,23 +230,63 @@ def build_components(
 def _build(
     cfg: DictConfig,
     group: str,
-    cache: dict[tuple[str, str], Any],
+    cache: dict[tuple[str, str], Any] | None,
     choices: Mapping[str, Any] | None,
     **extra: Any,
 ) -> Any:
-    """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group."""
-    key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
-    if key in cache:  # preflight over a grid: an identical node was built and checked already
+    """Instantiate `cfg[group]` (once per identical node in `cache`); `ValueError` naming the group.
+
+    `cache=None` (a run's own components): nothing is shared or kept.
+    """
+    key = (
+        None
+        if cache is None
+        else (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
+    )
+    if (
+        key is not None and key in cache
+    ):  # preflight over a grid: an identical node was built and checked already
         return cache[key]
     try:
         values = OmegaConf.to_container(cfg[group], resolve=True)
         check_parameter_types(group, values if isinstance(values, dict) else {})
-        obj = instantiate(cfg[group], _convert_="all", **extra)
+        obj = (
+            _instantiate(values, extra)
+            if _plain(values)
+            else instantiate(cfg[group], _convert_="all", **extra)
+        )
     except Exception as exc:  # ValueError, or a constructor's TypeError, ImportError, ...: their own words
         name = (choices or {}).get(group)
         raise ValueError(f"invalid {group}{f' {name!r}' if name else ''}: {_one_line(exc)}") from exc
-    cache[key] = obj  # a run passes a fresh cache: its components (the seeded model) are its own
+    if key is not None:
+        cache[key] = obj
     return obj
+
+
+def _plain(values: Any) -> bool:
+    """Whether a resolved node is `_target_` plus plain parameters (no nested `_target_`, no Hydra flags)."""
+
+    def nested_target(v: Any) -> bool:
+        if isinstance(v, dict):
+            return "_target_" in v or any(nested_target(x) for x in v.values())
+        return isinstance(v, list) and any(nested_target(x) for x in v)
+
+    return (
+        isinstance(values, dict)
+        and isinstance(values.get("_target_"), str)
+        and not any(str(k).startswith("_") and k != "_target_" for k in values)
+        and not any(nested_target(v) for v in values.values())
+    )
+
+
+def _instantiate(values: dict[str, Any], extra: Mapping[str, Any]) -> Any:
+    """`instantiate(node, _convert_="all", **extra)` for a plain node: its class called with plain containers.
+
+    What Hydra's `instantiate` does for such a node, without re-creating and merging an OmegaConf
+    node per call (a stacked group builds every member's components).
+    """
+    params = {k: v for k, v in values.items() if k != "_target_"}
+    return get_object(values["_target_"])(**{**params, **extra})
 
 
 def load_data(cfg: DictConfig, dataset: Dataset) -> DataSpec:
