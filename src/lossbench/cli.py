@@ -106,11 +106,10 @@ def _reseeded(template: Any, task: Sequence[str]) -> Any:
 
 def _job_config(full: Any) -> tuple[Any, dict[str, Any]]:
     """A config composed with Hydra's node as its job gets it (a copy without the node), and its group choices."""
-    from omegaconf import open_dict
+    from omegaconf import OmegaConf
 
-    cfg = copy.deepcopy(full)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    cfg = OmegaConf.masked_copy(full, [k for k in full if k != "hydra"])  # copies only what it keeps
+    OmegaConf.set_struct(cfg, True)  # as Hydra leaves a composed config
     return cfg, {k: v for k, v in full.hydra.runtime.choices.items() if not k.startswith("hydra/")}
 
 
