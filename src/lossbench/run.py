@@ -238,15 +238,11 @@ def _build(
 
     `cache=None` (a run's own components): nothing is shared or kept.
     """
-    key = (
-        None
-        if cache is None
-        else (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
-    )
-    if (
-        key is not None and key in cache
-    ):  # preflight over a grid: an identical node was built and checked already
-        return cache[key]
+    key = None
+    if cache is not None:  # preflight over a grid: an identical node built and checked already is reused
+        key = (group, OmegaConf.to_yaml(cfg[group], resolve=True) + repr(sorted(extra.items())))
+        if key in cache:
+            return cache[key]
     try:
         values = OmegaConf.to_container(cfg[group], resolve=True)
         check_parameter_types(group, values if isinstance(values, dict) else {})
@@ -258,8 +254,8 @@ def _build(
     except Exception as exc:  # ValueError, or a constructor's TypeError, ImportError, ...: their own words
         name = (choices or {}).get(group)
         raise ValueError(f"invalid {group}{f' {name!r}' if name else ''}: {_one_line(exc)}") from exc
-    if key is not None:
-        cache[key] = obj
+    if cache is not None:
+        cache[key] = obj  # type: ignore[index]
     return obj
 
 
