@@ -57,6 +57,7 @@ CASES = [
     ([*RUN, "loss=nope"], 2, "valid options"),
     ([*RUN, "trainer.epochs=0"], 2, "epochs must be >= 1"),
     ([*RUN, "trainer.epochs=abc"], 2, "epochs"),
+    ([*RUN, "trainer.eval_batch_size=0"], 2, "eval_batch_size must be >= 1"),
     ([*RUN, "trainer.select_metric=test/acc"], 2, "select_metric"),
     # the store run writes to: refused before anything is written
     (["run", "store.url=sqlite:///{foreign}"], 2, "not a lossbench store (its tables: runs)"),

@@ -176,7 +176,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     from lossbench.train.checkpoint import rng_state
     from lossbench.train.config import TrainerConfig
     from lossbench.train.evaluate import Evaluator
-    from lossbench.train.fast import apply_determinism
+    from lossbench.train.fast import apply_determinism, memory_format
     from lossbench.train.loop import fit
     from lossbench.train.stacked import Member, fit_stacked
     from lossbench.weighting.none import NoWeighting
@@ -204,7 +204,8 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
         return Member(model, loss, weighting, sampler, seed, state)
 
     n_train, n_test = len(data.train), len(data.test)
-    eval_model = ResNetCifar([3, 32, 32], 10)
+    eval_model = ResNetCifar([3, 32, 32], 10)  # in the layout `fit` leaves a conv net in (channels_last)
+    eval_model.to(memory_format=memory_format(eval_model))
     ref_train, ref_test = ref.loaders(*raw)
     ref_model = ResNetCifar([3, 32, 32], 10)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)

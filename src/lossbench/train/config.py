@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 # Field metadata of an execution setting: how a run is carried out, never what it computes. Such
 # fields stay out of the run id (`lossbench.identity`), so changing one reruns nothing.
@@ -37,7 +38,9 @@ class TrainerConfig:
     lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where a step factor starts
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
-    eval_batch_size: int = field(default=1024, metadata=EXECUTION)  # memory only: same metrics
+    # examples per evaluation forward; null: 256 on CPU (a conv net scores ~2x faster per image there than
+    # in batches of 1024, BENCHMARKS.md), 1024 on a GPU. Speed and memory only: the same metrics
+    eval_batch_size: int | None = field(default=None, metadata=EXECUTION)
     # picks the best-validation epoch; null = the task's default (val/acc classification, val/mae regression)
     select_metric: str | None = None
     # many-shot: a class/bin with more training examples; null = the task's (100 classification, per dataset regression)
@@ -83,6 +86,8 @@ class TrainerConfig:
             problems.append(f"lr_min must be in [0, lr], got {self.lr_min}")
         if self.checkpoint_every < 0:
             problems.append(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            problems.append(f"eval_batch_size must be >= 1 (null: by device), got {self.eval_batch_size}")
         if self.warmup_epochs < 0 or self.eval_every < 1:
             problems.append("warmup_epochs must be >= 0 and eval_every >= 1")
         split, _, name = (self.select_metric or "val/task-default").partition("/")
@@ -98,6 +103,12 @@ class TrainerConfig:
             problems.append("nesterov needs momentum > 0")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def eval_batch(self, device: Any) -> int:
+        """`eval_batch_size`, or its default on `device` (a `torch.device`): 1024 on CUDA, 256 elsewhere."""
+        if self.eval_batch_size is not None:
+            return self.eval_batch_size
+        return 1024 if getattr(device, "type", str(device)) == "cuda" else 256
 
     def lr_factor(self, epoch: int) -> float:
         """Multiplier of `lr` during 0-based `epoch`."""

@@ -56,7 +56,7 @@ class Evaluator:
         """The evaluator with the trainer's settings (null shot thresholds: the task's defaults)."""
         many = data.task.many_threshold if trainer.many_threshold is None else trainer.many_threshold
         few = data.task.few_threshold if trainer.few_threshold is None else trainer.few_threshold
-        return cls(data, device, trainer.eval_batch_size, many, few, trainer.ece_bins)
+        return cls(data, device, trainer.eval_batch(device), many, few, trainer.ece_bins)
 
     @property
     def select_metric(self) -> str:

@@ -354,7 +354,7 @@ def _predict(
 ) -> Tensor:
     """Logits (K, N, C) on the CPU of every stacked member on inputs `x` (N, ...), in eval mode.
 
-    The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch_size`, the input
+    The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch(device)`, the input
     shared by all members (not copied K times), under `cfg.precision`. `mlp`: `_mlp_forward`'s
     forward when the members are plain MLPs (then used instead of vmap).
     """
@@ -369,8 +369,9 @@ def _predict(
     p = {k: v.detach() for k, v in params.items()}
     out = []
     with autocast(cfg.precision, device):
-        for i in range(0, len(x), cfg.eval_batch_size):
-            out.append(batched(p, buffers, x[i : i + cfg.eval_batch_size].to(device)).float().cpu())
+        step = cfg.eval_batch(device)
+        for i in range(0, len(x), step):
+            out.append(batched(p, buffers, x[i : i + step].to(device)).float().cpu())
     base.train()
     return torch.cat(out, dim=1)
 
