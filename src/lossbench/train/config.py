@@ -108,7 +108,7 @@ class TrainerConfig:
         """`eval_batch_size`, or its default on `device` (a `torch.device`): 1024 on CUDA, 256 elsewhere."""
         if self.eval_batch_size is not None:
             return self.eval_batch_size
-        return 1024 if getattr(device, "type", str(device)) == "cuda" else 256
+        return 1024 if str(getattr(device, "type", device)).split(":")[0] == "cuda" else 256
 
     def lr_factor(self, epoch: int) -> float:
         """Multiplier of `lr` during 0-based `epoch`."""
