@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 from lossbench.study.plan import Cell, Planner
 
+# Cells queued for stacking at a time (their configs are held until their group trains).
+STACK_CHUNK = 64
+
 
 def run_cells(
     planner: Planner,
@@ -24,7 +27,9 @@ def run_cells(
     workers: int = 1,
     position: int | None = None,
 ) -> list[str]:
-    """Run `cells`; returns each one's outcome (`completed`, `skipped`, `failed`, ...) in this process.
+    """Run `cells`; returns the outcome of each one run in this process (`completed`, `skipped`, ...).
+
+    Cells that can train stacked do (`trainer.stack=auto`, as in a `lossbench run -m` grid).
 
     `threads` sets torch's intra-op threads first: the study's small models train fastest on one
     thread, and on a shared machine more threads per process mostly wait on each other. `workers`
@@ -43,16 +48,24 @@ def run_cells(
     if threads is not None:
         torch.set_num_threads(threads)
 
+    # Cells with `trainer.stack=auto` (the default) are queued, STACK_CHUNK at a time, then trained as
+    # stacked groups where they share data, model and schedule: a method's trials (or final seeds) on
+    # one dataset come one after another and differ only in loss/weighting values and seed
+    # (`run.stack_key`). The bar counts cells as they finish.
     bar = tqdm(total=len(cells), desc=desc, unit="run", disable=None, position=position)
-    outcomes = []
+    run.SESSION.progress = bar
+    start = len(run.SESSION.outcomes)
     try:
-        for cell in cells:
-            outcomes.append(run.run_cell(*planner.materialize(cell)))
-            bar.update()
+        for i in range(0, len(cells), STACK_CHUNK):
+            run.SESSION.pending = []
+            for cell in cells[i : i + STACK_CHUNK]:
+                run.run_cell(*planner.materialize(cell))
+            run.run_pending()
     finally:
+        run.SESSION.progress, run.SESSION.pending = None, None
         bar.close()
         torch.set_num_threads(before)
-    return outcomes
+    return run.SESSION.outcomes[start:]
 
 
 def _run_forked(
