@@ -113,6 +113,33 @@ def test_the_batched_mlp_forward_equals_vmap(model):
     assert _mlp_forward(Wider([3, 8, 8], 4)) is None
 
 
+@pytest.mark.parametrize("model", ["resnet", "mlp"])
+def test_members_with_their_own_lr_and_weight_decay_agree_with_training_alone(model):
+    """A study's trials stack with one learning rate and weight decay per member (the schedule shared)."""
+    own = [(0, 0.05, 1e-4), (1, 0.2, 5e-3)]
+    cfg = dataclasses.replace(CFG, epochs=3, warmup_epochs=1, lr_min=0.001)
+    members = [_member(seed, model=model) for seed, _, _ in own]
+    for m, (_, lr, wd) in zip(members, own, strict=True):
+        m.lr, m.weight_decay = lr, wd
+    stacked = fit_stacked(members, DATA, cfg)
+    for (seed, lr, wd), together in zip(own, stacked, strict=True):
+        m = _member(seed, model=model)
+        alone = fit(
+            m.model,
+            m.loss,
+            m.weighting,
+            m.sampler,
+            DATA,
+            dataclasses.replace(cfg, lr=lr, weight_decay=wd),
+            seed=seed,
+        )
+        a, b = _numbers(alone), _numbers(together)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), seed
+        assert [r["lr"] for r in together.history] == pytest.approx(
+            [r["lr"] for r in alone.history], rel=1e-12
+        )
+
+
 def test_what_trains_alone():
     m = _member(0)  # a conv net
     assert unstackable(m.model, m.loss, m.weighting) is None  # the components themselves allow stacking

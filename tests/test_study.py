@@ -296,11 +296,8 @@ def test_workers_split_the_runs_and_choose_what_one_process_chooses(tmp_path):
     assert attempts == [1] * 6  # each run claimed and trained once
 
 
-def test_a_methods_final_seeds_train_stacked(tmp_path):
-    """A study's cells stack like a grid's: the final seeds of a method on a dataset train as one group.
-
-    (TINY's trials draw `trainer.lr`: stacked members share the schedule, so only its trials 0 stack.)
-    """
+def test_a_studys_trials_and_final_seeds_train_stacked(tmp_path):
+    """A study's cells stack like a grid's, their drawn `trainer.lr` values included (one per member)."""
     import json
 
     import sqlalchemy as sa
@@ -312,6 +309,5 @@ def test_a_methods_final_seeds_train_stacked(tmp_path):
     with sa.create_engine(url).connect() as conn:
         rows = conn.execute(sa.text("SELECT run_id, environment FROM runs")).all()
     stacked = {r: json.loads(e)["execution"]["stacked_members"] for r, e in rows}
-    assert {stacked[r] for r in finals["run_id"]} == {2}
-    # trial 0 of each method has the default lr (stacked together, losses differ); the drawn lr trials train alone
-    assert sorted(stacked.values()) == [0] * 4 + [2] * 6
+    # the 6 trials (2 methods x 3, each its own lr) train as one group, the 4 final runs as another
+    assert {stacked[r] for r in finals["run_id"]} == {4} and sorted(stacked.values()) == [4] * 4 + [6] * 6

@@ -336,7 +336,7 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
 
     While `SESSION.pending` is a list (`lossbench run -m` with the in-process launcher), a cell with
     `trainer.stack=auto` is only queued (status `deferred`); `run_pending` then trains the queued
-    cells, in stacked groups where they share everything but seed, loss and weighting.
+    cells, in stacked groups where they share everything but seed, loss, weighting, lr and weight decay.
     """
     if SESSION.pending is not None and cfg.trainer.stack == "auto":
         SESSION.pending.append((cfg, choices))
@@ -352,9 +352,15 @@ def run_cell(cfg: DictConfig, choices: dict[str, Any]) -> str:
 
 
 def stack_key(cfg: DictConfig) -> str:
-    """Cells with equal keys can train as one stacked model: all but seed, loss and weighting equal."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    return run_id_of({k: v for k, v in config.items() if k not in ("seed", "loss", "weighting")})  # type: ignore[union-attr]
+    """Cells with equal keys can train as one stacked model.
+
+    All must be equal but seed, loss, weighting and the trainer's `lr` and `weight_decay` (each member
+    steps with its own: `train/stacked.py`).
+    """
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    kept = {k: v for k, v in config.items() if k not in ("seed", "loss", "weighting")}
+    kept["trainer"] = {k: v for k, v in config["trainer"].items() if k not in ("lr", "weight_decay")}
+    return run_id_of(kept)
 
 
 def run_pending() -> None:
@@ -406,7 +412,8 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
         ckpt = Path(claimed[0].cfg.paths.results_dir) / "checkpoints" / f"stack-{ids}"
     members = [
         Member(c.components.model, c.components.loss, c.components.weighting, c.components.sampler,
-               c.components.seed, c.aug_state, _heartbeat(c))
+               c.components.seed, c.aug_state, _heartbeat(c), c.components.trainer.lr,
+               c.components.trainer.weight_decay)
         for c in claimed
     ]  # fmt: skip
     log.info("training %d runs stacked: %s", len(members), "; ".join(c.title for c in claimed))

@@ -6,6 +6,9 @@ costs in total. This class does the same arithmetic as `torch.optim.SGD`'s singl
 one it takes on CPU), op for op, so the weights are bitwise identical (`tests/test_fast.py`); on
 CUDA it uses the `torch._foreach_*` ops (one kernel per op for all parameters), as torch does there.
 
+A group's `lr` and `weight_decay` may also be tensors (K,): one value per member of a stacked model
+(`train/stacked.py`), whose parameters have the members along dimension 0.
+
 For every parameter `p` with gradient `g`:
 ``g = g + weight_decay * p; buf = g (first step) else momentum * buf + (1 - dampening) * g;
 g = g + momentum * buf (Nesterov) else buf; p = p - lr * g``.
@@ -69,7 +72,8 @@ class SGD:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            if params[0].device.type == "cuda":
+            per_member = isinstance(group["lr"], Tensor) or isinstance(group["weight_decay"], Tensor)
+            if params[0].device.type == "cuda" and not per_member:
                 self._foreach_step(params, group)
             else:
                 self._single_step(params, group)
@@ -82,7 +86,9 @@ class SGD:
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
         for p in params:
             grad = p.grad
-            if wd != 0:
+            if isinstance(wd, Tensor):  # one value per stacked member (dim 0 of every parameter)
+                grad = grad + _per_member(wd, p) * p
+            elif wd != 0:
                 grad = grad.add(p, alpha=wd)
             if momentum != 0:
                 buf = self.state.get(p)
@@ -91,7 +97,10 @@ class SGD:
                 else:
                     buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
                 grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-            p.add_(grad, alpha=-lr)
+            if isinstance(lr, Tensor):
+                p.sub_(_per_member(lr, p) * grad)
+            else:
+                p.add_(grad, alpha=-lr)
 
     def _foreach_step(self, params: list[Tensor], group: dict[str, Any]) -> None:
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
@@ -128,3 +137,8 @@ class SGD:
             for p, b in zip(params, state["momentum"], strict=True)
             if b is not None
         }
+
+
+def _per_member(values: Tensor, p: Tensor) -> Tensor:
+    """Per-member values (K,) shaped to broadcast over a stacked parameter (K, ...)."""
+    return values.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))

@@ -1,7 +1,7 @@
 """Several runs trained as one stacked model: the members of a grid cell group, one forward per batch.
 
-Runs that share data, architecture, sampler and schedule (they may differ in seed, loss and weighting)
-have parameters of identical shapes. `torch.func.stack_module_state` stacks them into tensors with a
+Runs that share data, architecture, sampler and schedule (they may differ in seed, loss, weighting,
+learning rate and weight decay) have parameters of identical shapes. `torch.func.stack_module_state` stacks them into tensors with a
 leading member dimension K, and one `vmap(functional_call(...))` computes every member's batch at
 once (a convolution over K members becomes one grouped convolution). Each member keeps everything
 that makes it the run it would be alone:
@@ -11,7 +11,9 @@ that makes it the run it would be alone:
   its model's initialisation left it, which is what an alone run's augmentation draws from);
 * its own BatchNorm running statistics (buffers are stacked too, so vmap updates each member's);
 * its own loss and weighting objects (recipes with state, learnable parameters, DRW schedules);
-* SGD on the stacked tensors is elementwise, so each member's update is its alone update.
+* SGD on the stacked tensors is elementwise, so each member's update is its alone update; members may
+  have their own learning rate and weight decay (a study's trials: `Member.lr`), applied per member
+  along the stacked dimension, with the group's schedule shape.
 
 The loss is `sum_k objective_k`, so member k's gradient is the gradient of its own objective.
 Evaluation is one batched inference-mode forward for all members (`_predict`, the stacked
@@ -30,6 +32,7 @@ grow; `tests/test_stacked.py` checks that metrics agree within 1e-4 after a few 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -74,6 +77,8 @@ class Member:
         aug_state: torch's global CPU (and CUDA) RNG state right after `model` was built
             (`train.checkpoint.rng_state()`): the run's augmentation continues from it.
         on_epoch_end: Called with each epoch's row (heartbeat, logging); raising drops the member.
+        lr, weight_decay: The run's own learning rate and weight decay when they differ from the
+            group's trainer config (a study's trials); the schedule's shape is the group's.
     """
 
     model: Classifier
@@ -83,6 +88,8 @@ class Member:
     seed: int
     aug_state: dict[str, Any]
     on_epoch_end: EpochCallback | None = None
+    lr: float | None = None  # the run's own `trainer.lr` (None: the group's)
+    weight_decay: float | None = None  # the run's own `trainer.weight_decay` (None: the group's)
 
 
 def unstackable(
@@ -167,6 +174,10 @@ class _FeaturesAndLogits(nn.Module):
         return feats, self.model.head(feats)
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def _generator(state: dict[str, Any], device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.set_state(state["cuda"][device.index or 0] if device.type == "cuda" else state["cpu"])
@@ -216,11 +227,30 @@ def fit_stacked(
             p for mod in (members[k].loss, members[k].weighting) for p in mod.parameters() if p.requires_grad
         ]
 
+    # each member's base learning rate and weight decay; all the group's (a grid's seeds and recipes): scalars
+    own = [dataclasses.replace(cfg, lr=_or(m.lr, cfg.lr), weight_decay=_or(m.weight_decay, cfg.weight_decay))
+           for m in members]  # fmt: skip
+    per_member = any((c.lr, c.weight_decay) != (cfg.lr, cfg.weight_decay) for c in own)
+
     def make_opt() -> SGD:
-        groups = [{"params": list(params.values())}] + [{"params": extra(k)} for k in active]
+        stacked: dict[str, Any] = {"params": list(params.values())}
+        if per_member:
+            stacked["weight_decay"] = torch.tensor([own[k].weight_decay for k in active], device=device)
+        groups = [stacked] + [{"params": extra(k), "weight_decay": own[k].weight_decay} for k in active]
         return SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
         )
+
+    def schedule(epoch: int) -> list[float]:
+        """Set this epoch's learning rates (each member's own when they differ); the active members' rates."""
+        lr = set_lr(opt, cfg, epoch)
+        if not per_member:
+            return [lr] * len(active)
+        rates = [own[k].lr * own[k].lr_factor(epoch) for k in active]
+        opt.param_groups[0]["lr"] = torch.tensor(rates, device=device)
+        for group, rate in zip(opt.param_groups[1:], rates, strict=True):
+            group["lr"] = rate
+        return rates
 
     opt = make_opt()
     first_epoch, spent_s = 0, 0.0
@@ -262,7 +292,7 @@ def fit_stacked(
     for epoch in range(first_epoch, cfg.epochs):
         if not active:
             break
-        lr = set_lr(opt, cfg, epoch)
+        rates = schedule(epoch)
         for k in active:
             members[k].weighting.on_epoch_start(epoch)
         orders = torch.stack([members[k].sampler.epoch_indices(epoch, sampler_gens[k]) for k in active]).to(
@@ -301,7 +331,7 @@ def fit_stacked(
                     scored.setdefault(j, {})[s] = metrics
         gone: list[int] = []
         for j, k in enumerate(active):
-            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train/loss": train_losses[j]}
+            row: dict[str, Any] = {"epoch": epoch, "lr": rates[j], "train/loss": train_losses[j]}
             track = tracks[k]
             if not math.isfinite(train_losses[j]):
                 track.history.append(row)
