@@ -82,10 +82,9 @@ def test_submitit_local_launcher_runs_the_grid_and_reports_failures(tmp_path):
 def test_the_default_launcher_reuses_the_preflight_configs_which_equal_hydras_own(tmp_path, monkeypatch):
     """`sweep=inprocess`: every cell's config comes from the preflight, equal to what Hydra composes.
 
-    The preflight composes one cell per grid cell up to its seed and reseeds copies for the others.
-
     Hydra's own `load_sweep_config` composes each cell beside it (user Hydra overrides, `-m` adding
-    `hydra.mode=MULTIRUN`); the grid's records and its job directories are those of Hydra's basic launcher.
+    `hydra.mode=MULTIRUN`). The preflight composes one cell per grid cell up to its seed and reseeds
+    copies for the others; the grid's records and job directories are those of Hydra's basic launcher.
     """
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
