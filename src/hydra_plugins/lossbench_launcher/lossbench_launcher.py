@@ -20,10 +20,8 @@ Plugins must live in the `hydra_plugins` namespace; `lossbench.config` registers
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -31,9 +29,7 @@ from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
-
-log = logging.getLogger(__name__)
+from omegaconf import DictConfig
 
 
 class LossbenchSweeper(Sweeper):
@@ -66,40 +62,37 @@ class LossbenchSweeper(Sweeper):
 class LossbenchLauncher(Launcher):
     """Hydra's basic (in-process) launcher that reuses the configs `lossbench run`'s preflight composed."""
 
+    def __init__(self) -> None:
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+        self.inner = BasicLauncher()
+
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        """Keep the grid's (master) config, Hydra's context and the task function for `launch`."""
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        """Hydra's basic launcher's setup, its config loader handing out the preflight's configs first."""
+        reusing = HydraContext(
+            config_loader=_Reusing(hydra_context.config_loader), callbacks=hydra_context.callbacks
+        )
+        self.inner.setup(hydra_context=reusing, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        """Run the cells one after the other here, each in its own job directory (as Hydra's basic launcher)."""
-        from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
+        """Run the cells one after the other here, each in its own job directory (Hydra's basic launch)."""
+        return self.inner.launch(job_overrides, initial_job_idx)
 
+
+class _Reusing:
+    """Hydra's config loader, except that a cell's config is the preflight's when it kept one."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         from lossbench.sweep import take_composed
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info(f"Launching {len(job_overrides)} jobs locally")
-        runs = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            cfg = take_composed(self.config, overrides)
-            if cfg is None:
-                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(cfg):
-                cfg.hydra.job.id = idx
-                cfg.hydra.job.num = idx
-            runs.append(
-                run_job(
-                    hydra_context=self.hydra_context,
-                    task_function=self.task_function,
-                    config=cfg,
-                    job_dir_key="hydra.sweep.dir",
-                    job_subdir_key="hydra.sweep.subdir",
-                )
-            )
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return runs
+        cfg = take_composed(master_config, sweep_overrides)
+        return cfg if cfg is not None else self.loader.load_sweep_config(master_config, sweep_overrides)
 
 
 @dataclass
