@@ -128,7 +128,7 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
     from lossbench import run
     from lossbench.config import compose, compose_with_hydra
     from lossbench.identity import run_id_of
-    from lossbench.sweep import KEEP_AT_MOST, PREFLIGHT, is_hydra_override
+    from lossbench.sweep import KEEP_AT_MOST, PREFLIGHT, is_hydra_override, runs_in_process
 
     multirun = "-m" in args or "--multirun" in args
     overrides = [a for a in args if a not in ("-m", "--multirun")]
@@ -139,7 +139,8 @@ def preflight(args: Sequence[str]) -> list[tuple[str, str]]:
         # A grid run by lossbench's launcher takes each cell's config from here (`sweep.take_composed`):
         # composed with Hydra's node and the Hydra overrides the app will hold (`hydra.mode=MULTIRUN`
         # is added by Hydra for `-m` unless the config sets the mode itself).
-        keep = grid and str(base.hydra.launcher._target_).endswith("LossbenchLauncher")
+        PREFLIGHT.in_process = grid and runs_in_process(base)
+        keep = PREFLIGHT.in_process and str(base.hydra.launcher._target_).endswith("LossbenchLauncher")
         hydra_args = [o for o in overrides if is_hydra_override(o)]
         mode = [] if _config_multirun(base) else ["hydra.mode=MULTIRUN"]
         cache: dict = {}
@@ -220,9 +221,9 @@ def cmd_run(args: Sequence[str]) -> None:
     from tqdm.auto import tqdm
 
     from lossbench import run
-    from lossbench.sweep import grid_outcomes, runs_in_process
+    from lossbench.sweep import PREFLIGHT, grid_outcomes
 
-    if len(cells) > 1 and runs_in_process(args):  # grid bar; tqdm hides it when stderr is not a terminal
+    if len(cells) > 1 and PREFLIGHT.in_process:  # grid bar; tqdm hides it when stderr is not a terminal
         run.SESSION.progress = tqdm(total=len(cells), desc="cells", unit="run", disable=None)
         run.SESSION.pending = []  # cells with trainer.stack=auto are queued, then trained in stacked groups
     from lossbench.config import searchpath_overrides

@@ -32,12 +32,14 @@ class Preflight:
     configs: dict[tuple[str, ...], Any] = field(default_factory=dict)
     # cells the launcher took from `configs` (tests read it)
     reused: int = 0
+    # whether the grid's cells run in this process (lossbench's or Hydra's basic launcher)
+    in_process: bool = False
 
     def clear(self) -> None:
         """Forget an earlier grid's (a new `lossbench run` in the same process)."""
         self.checked.clear()
         self.configs.clear()
-        self.reused = 0
+        self.reused, self.in_process = 0, False
 
 
 PREFLIGHT = Preflight()
@@ -68,12 +70,9 @@ def take_composed(master: Any, overrides: Sequence[str]) -> Any:
     return cfg
 
 
-def runs_in_process(args: Sequence[str]) -> bool:
-    """Whether `lossbench run args` runs its cells in this process (Hydra's basic launcher)."""
-    from lossbench.config import compose_with_hydra
-
-    fixed = [a for a in args if a not in ("-m", "--multirun") and "," not in a.split("=", 1)[-1]]
-    return str(compose_with_hydra(fixed).hydra.launcher._target_).endswith(IN_PROCESS_LAUNCHERS)
+def runs_in_process(cfg: Any) -> bool:
+    """Whether a grid composed as `cfg` (Hydra node included) runs its cells in this process."""
+    return str(cfg.hydra.launcher._target_).endswith(IN_PROCESS_LAUNCHERS)
 
 
 def grid_outcomes(cells: Sequence[tuple[str, str]]) -> list[str]:
