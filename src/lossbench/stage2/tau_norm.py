@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec
-from lossbench.metrics.names import HIGHER_IS_BETTER
+from lossbench.metrics.names import higher_is_better
 from lossbench.models.base import Classifier
 from lossbench.stage2.base import Stage2, check_linear_head, evaluate_final, linear_head
 from lossbench.train.config import TrainerConfig
@@ -70,7 +70,7 @@ class TauNormalization(Stage2):
                 "(dataset.val_per_class=0 or val_fraction=0); set stage2.tau to a number or give the dataset a validation split"
             )
         name = (trainer.select_metric or evaluator.select_metric).split("/", 1)[1]
-        sign = 1.0 if HIGHER_IS_BETTER.get(name, True) else -1.0
+        sign = 1.0 if higher_is_better(name) else -1.0
         best, best_tau = -float("inf"), 0.0
         for tau in TAU_GRID:
             model.head = _bias_free(tau_normalized(weight, tau))

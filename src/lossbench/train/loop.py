@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from lossbench.data.spec import DataSpec
 from lossbench.losses.base import Loss
-from lossbench.metrics.names import HIGHER_IS_BETTER
+from lossbench.metrics.names import higher_is_better
 from lossbench.models.base import Classifier
 from lossbench.samplers.base import Sampler
 from lossbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -243,11 +243,11 @@ class Selection:
 
     def __init__(self, cfg: TrainerConfig, evaluator: Evaluator) -> None:
         self.select = (cfg.select_metric or evaluator.select_metric).split("/", 1)[1]
-        self.sign = 1.0 if HIGHER_IS_BETTER.get(self.select, True) else -1.0
+        self.sign = 1.0 if higher_is_better(self.select) else -1.0
         self.task_metric = evaluator.select_metric.split("/", 1)[
             1
         ]  # the oracle's test metric (acc, mae, ...)
-        self.task_sign = 1.0 if HIGHER_IS_BETTER.get(self.task_metric, True) else -1.0
+        self.task_sign = 1.0 if higher_is_better(self.task_metric) else -1.0
         # an empty validation split (paper protocols with val_per_class=0): no best-val selection at all
         self.splits = evaluator.splits()
         self.has_val = "val" in self.splits
