@@ -56,6 +56,18 @@ def test_each_broken_loss_is_caught(monkeypatch, forward, broken):
     assert failed and broken in failed[0], failed
 
 
+def test_a_row_reduction_unlike_forward_is_caught(monkeypatch):
+    """A stacked group reduces equal members' batches with `forward_rows`: it must be `forward` per row."""
+    from lossbench.weighting.base import ClassWeighting
+
+    monkeypatch.setattr(ClassWeighting, "forward_rows", lambda self, losses, targets: losses.mean(1))
+    failed = [
+        f"{o.check}: {o.detail}" for o in contracts.check("weighting", "inverse_frequency") if not o.passed
+    ]
+    assert failed and "forward_rows" in failed[0], failed
+    assert all(o.passed for o in contracts.check("weighting", "none"))  # the plain mean is its forward
+
+
 def test_fit_component_is_the_one_fit_call():
     data = contracts.tiny_data((5, 3, 1))
     loss = contracts.build("loss", "ldam")

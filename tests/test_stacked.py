@@ -49,12 +49,14 @@ MODELS = {  # a conv net with BatchNorm (vmap), plain MLPs with either head (the
 }
 
 
-def _member(seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None, model: str = "resnet") -> Member:
+def _member(
+    seed: int, loss_cls=CrossEntropyLoss, on_epoch_end=None, model: str = "resnet", weighting_cls=NoWeighting
+) -> Member:
     """A run's pieces built as `run.py` builds them: seed, model, RNG state, fitted components."""
     torch.manual_seed(seed)
     model = MODELS[model]()
     state = rng_state()
-    loss, weighting, sampler = loss_cls(), NoWeighting(), InstanceSampler()
+    loss, weighting, sampler = loss_cls(), weighting_cls(), InstanceSampler()
     prepare(DATA_TASK, TRAIN.y, loss, weighting, sampler)
     return Member(model, loss, weighting, sampler, seed, state, on_epoch_end)
 
@@ -81,6 +83,51 @@ def test_stacked_members_agree_with_training_alone(cfg, model):
         assert [r["train/loss"] for r in together.history] == pytest.approx(
             [r["train/loss"] for r in alone.history], abs=TOL
         )
+
+
+def test_members_with_equal_recipes_share_one_objective_call_and_agree_with_training_alone(monkeypatch):
+    """A grid's seeds of one recipe: one loss call per recipe and step, each member as it trains alone."""
+    from lossbench.weighting.inverse_frequency import InverseFrequencyWeighting
+
+    recipes = {
+        "ce/inv": (CrossEntropyLoss, InverseFrequencyWeighting),
+        "focal/none": (FocalLoss, NoWeighting),
+    }
+    specs = [("ce/inv", 0), ("focal/none", 0), ("ce/inv", 1), ("focal/none", 1), ("ce/inv", 2)]  # interleaved
+    members = []
+    for key, seed in specs:
+        m = _member(seed, recipes[key][0], model="mlp", weighting_cls=recipes[key][1])
+        m.objective = key
+        members.append(m)
+    calls: list[int] = []
+    for cls in (CrossEntropyLoss, FocalLoss):
+        forward = cls.forward
+        monkeypatch.setattr(
+            cls, "forward", lambda self, z, y, f=forward: calls.append(len(z)) or f(self, z, y)
+        )
+    stacked = fit_stacked(members, DATA, CFG)
+    steps = CFG.epochs * -(-len(TRAIN.y) // CFG.batch_size)
+    assert sorted(set(calls)) == [2 * CFG.batch_size, 3 * CFG.batch_size] and len(calls) == 2 * steps
+    monkeypatch.undo()
+    for (key, seed), together in zip(specs, stacked, strict=True):
+        m = _member(seed, recipes[key][0], model="mlp", weighting_cls=recipes[key][1])
+        alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, CFG, seed=seed)
+        a, b = _numbers(alone), _numbers(together)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), (key, seed)
+
+
+def test_members_with_unequal_recipe_states_do_not_share_a_call():
+    """The same `objective` key but different fitted weights (a caller's mistake) keeps members apart."""
+    from lossbench.train.stacked import _Objectives
+    from lossbench.weighting.inverse_frequency import InverseFrequencyWeighting
+
+    members = [_member(s, model="mlp", weighting_cls=InverseFrequencyWeighting) for s in range(3)]
+    for m in members:
+        m.objective = "same"
+    members[2].weighting.target_weights = members[2].weighting.target_weights.flip(0)
+    assert _Objectives(members, [0, 1, 2], torch.device("cpu")).parts == [[0, 1], [2]]
+    members[1].objective = None
+    assert _Objectives(members, [0, 1, 2], torch.device("cpu")).parts == [[0], [1], [2]]
 
 
 @pytest.mark.parametrize("model", list(MODELS))

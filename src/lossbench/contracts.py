@@ -395,6 +395,20 @@ def _weighting_float64(s: Subject) -> None:
     _close(w(*single).double(), w(*double), "float32 and float64 disagree")
 
 
+def _weighting_rows(s: Subject) -> None:
+    from lossbench.weighting.base import reduces_rows
+
+    w = _fitted(s.group, s.name)
+    if not reduces_rows(w):  # stacked members call it one batch at a time
+        return
+    losses, y, logits, feats = _weighting_inputs()
+    losses, y = torch.stack([losses, losses.flip(0)]), torch.stack([y, y])  # two batches, unequal objectives
+    for epoch in (0, 10_000):  # deferred recipes: before and after they switch on
+        w.on_epoch_start(epoch)
+        want = torch.stack([w(losses[k], y[k], logits, feats) for k in range(2)])
+        _close(w.forward_rows(losses, y), want, f"epoch {epoch}: forward_rows(...)[k] != forward(row k)")
+
+
 # --- sampler ----------------------------------------------------------------------------------------
 
 
@@ -574,6 +588,7 @@ CHECKS: dict[str, dict[str, Check]] = {
         "permutation invariance": _weighting_permutation,
         "constant losses map to the constant": _weighting_constant,
         "float32/float64 agreement": _weighting_float64,
+        "rows of a stacked batch reduce as one by one": _weighting_rows,
     },
     "sampler": {
         "one epoch of int64 indices in range, no empty class": _sampler_indices,

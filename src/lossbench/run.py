@@ -7,6 +7,7 @@ multirun runs in this one process, so torch is imported once and each dataset is
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
 import traceback
@@ -363,6 +364,12 @@ def stack_key(cfg: DictConfig) -> str:
     return run_id_of(kept)
 
 
+def _objective_key(cfg: DictConfig) -> str:
+    """Equal for cells of one stacked group whose losses and weightings are equal (`Member.objective`)."""
+    return json.dumps({g: OmegaConf.to_container(cfg[g], resolve=True) for g in ("loss", "weighting")},
+                      sort_keys=True, default=str)  # fmt: skip
+
+
 def run_pending() -> None:
     """Train the queued cells: those sharing a `stack_key` as stacked groups, the rest alone."""
     pending, SESSION.pending = SESSION.pending or [], None
@@ -413,7 +420,7 @@ def run_group(cells: list[tuple[DictConfig, dict[str, Any]]]) -> list[str]:
     members = [
         Member(c.components.model, c.components.loss, c.components.weighting, c.components.sampler,
                c.components.seed, c.aug_state, _heartbeat(c), c.components.trainer.lr,
-               c.components.trainer.weight_decay)
+               c.components.trainer.weight_decay, _objective_key(c.cfg))
         for c in claimed
     ]  # fmt: skip
     log.info("training %d runs stacked: %s", len(members), "; ".join(c.title for c in claimed))

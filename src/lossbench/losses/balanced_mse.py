@@ -80,6 +80,7 @@ class BalancedMSELoss(Loss):
         if sigma_lr is not None and not sigma_lr > 0:
             raise ValueError(f"sigma_lr must be > 0 or null, got {sigma_lr}")
         self.method, self.components = method, int(components)
+        self.rowwise = method != "bmc"  # type: ignore[misc]  # BMC reads the other targets of its batch
         self.fixed_lr = float(sigma_lr) if learn_sigma and sigma_lr is not None else None
         self.noise_sigma = nn.Parameter(
             torch.tensor(float(init_noise_sigma)), requires_grad=bool(learn_sigma)

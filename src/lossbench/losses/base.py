@@ -38,6 +38,10 @@ class Loss(nn.Module, metaclass=ABCMeta):
         None  # a constant learning rate for this module's own parameters (None: the trainer's)
     )
     task_kinds: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
+    # Each example's loss depends on its own output and target only (the contract's "no reduction
+    # across the batch"), so a stacked group computes equal losses of several members in one call on
+    # their concatenated batches (train/stacked.py). A loss that couples a batch's examples says False.
+    rowwise: ClassVar[bool] = True
 
     def fit(self, task: Task, targets: Tensor) -> None:
         """See the training statistics: the task and the training targets (N,). Default: nothing."""

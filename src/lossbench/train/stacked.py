@@ -11,6 +11,8 @@ that makes it the run it would be alone:
   its model's initialisation left it, which is what an alone run's augmentation draws from);
 * its own BatchNorm running statistics (buffers are stacked too, so vmap updates each member's);
 * its own loss and weighting objects (recipes with state, learnable parameters, DRW schedules);
+  members whose losses and weightings are equal and stateless per step (a grid's seeds of one
+  recipe) have their objectives computed in one call on their concatenated batches (`_Objectives`);
 * SGD on the stacked tensors is elementwise, so each member's update is its alone update; members may
   have their own learning rate and weight decay (a study's trials: `Member.lr`), applied per member
   along the stacked dimension, with the group's schedule shape.
@@ -63,7 +65,7 @@ from lossbench.train.loop import (
     set_lr,
 )
 from lossbench.train.sgd import SGD
-from lossbench.weighting.base import Weighting
+from lossbench.weighting.base import Weighting, reduces_rows
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Member:
         on_epoch_end: Called with each epoch's row (heartbeat, logging); raising drops the member.
         lr, weight_decay: The run's own learning rate and weight decay when they differ from the
             group's trainer config (a study's trials); the schedule's shape is the group's.
+        objective: Members with the same (not None) value have equal losses and weightings (the
+            same configs, fitted to the same data): `fit_stacked` computes their objectives in one
+            call when the loss is rowwise and the weighting reduces rows (`_Objectives`).
     """
 
     model: Classifier
@@ -90,6 +95,7 @@ class Member:
     on_epoch_end: EpochCallback | None = None
     lr: float | None = None  # the run's own `trainer.lr` (None: the group's)
     weight_decay: float | None = None  # the run's own `trainer.weight_decay` (None: the group's)
+    objective: str | None = None  # equal for members with equal loss and weighting (None: its own)
 
 
 def unstackable(
@@ -182,6 +188,70 @@ def _generator(state: dict[str, Any], device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.set_state(state["cuda"][device.index or 0] if device.type == "cuda" else state["cpu"])
     return gen
+
+
+def _shares(m: Member) -> bool:
+    """Whether `m`'s objective can be computed in one call with equal members' (see `_Objectives`)."""
+    return (
+        m.objective is not None
+        and m.loss.rowwise
+        and reduces_rows(m.weighting)
+        and not any(p.requires_grad for mod in (m.loss, m.weighting) for p in mod.parameters())
+    )
+
+
+def _equal_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class _Objectives:
+    """The objectives (K,) of the active members from their outputs, one call per set of equal members.
+
+    Members with the same `Member.objective`, a rowwise loss, a weighting that reduces rows and no
+    learnable loss or weighting parameters (`_shares`) are one set: their losses are computed on
+    the concatenated batches (K_s * B, ...) and reduced row by row (`ClassWeighting.forward_rows`),
+    which equals calling each member's loss and weighting on its own batch up to the order of the
+    reduction's sums. Their loss and weighting states are compared once (a mismatch keeps members
+    apart). Every other member is called on its own batch, as `loop.fit` does.
+    """
+
+    def __init__(self, members: list[Member], active: list[int], device: torch.device) -> None:
+        sets: dict[str, list[int]] = {}
+        alone: list[list[int]] = []
+        for j, k in enumerate(active):
+            m = members[k]
+            key = m.objective if _shares(m) else None
+            first = members[active[sets[key][0]]] if key in sets else None
+            if key is None or (first is not None and not (
+                _equal_state(first.loss, m.loss) and _equal_state(first.weighting, m.weighting)
+            )):  # fmt: skip
+                alone.append([j])
+            else:
+                sets.setdefault(key, []).append(j)
+        self.parts = [*sets.values(), *alone]
+        order = [j for part in self.parts for j in part]
+        self.members = [members[active[part[0]]] for part in self.parts]
+        self.index = [
+            slice(part[0], part[-1] + 1) if part == list(range(part[0], part[-1] + 1))
+            else torch.tensor(part, device=device)
+            for part in self.parts
+        ]  # fmt: skip
+        # position j's objective is the concatenated parts' entry unorder[j]
+        self.unorder = None if order == sorted(order) else torch.tensor(order, device=device).argsort()
+
+    def __call__(self, logits: Tensor, feats: Tensor, yb: Tensor) -> Tensor:
+        out = []
+        for m, part, at in zip(self.members, self.parts, self.index, strict=True):
+            z, y = logits[at].float(), yb[at]
+            if len(part) == 1:
+                f = feats[at].float()
+                out.append(m.weighting(m.loss(z[0], y[0]), y[0], z[0], f[0]).reshape(1))
+            else:
+                losses = m.loss(z.flatten(0, 1), y.flatten(0, 1)).view(len(part), -1)
+                out.append(m.weighting.forward_rows(losses, y))
+        objectives = torch.cat(out)
+        return objectives if self.unorder is None else objectives[self.unorder]
 
 
 def fit_stacked(
@@ -301,6 +371,7 @@ def fit_stacked(
         if cfg.max_steps:  # as in the loop: the first max_steps batches only
             orders = orders[:, : cfg.max_steps * cfg.batch_size]
         totals = torch.zeros(len(active), device=device)
+        objective = _Objectives(members, active, device)
         n = orders.shape[1]
         for i in range(0, n, cfg.batch_size):
             idx = orders[:, i : i + cfg.batch_size]  # (K, B)
@@ -309,10 +380,7 @@ def fit_stacked(
                 xb = torch.stack([data.augment(xb[j], generator=aug_gens[k]) for j, k in enumerate(active)])
             with autocast(cfg.precision, device):
                 feats, logits = batched(params, buffers, xb)
-            objectives = torch.stack([
-                members[k].weighting(members[k].loss(logits[j].float(), yb[j]), yb[j], logits[j].float(), feats[j].float())
-                for j, k in enumerate(active)
-            ])  # fmt: skip
+            objectives = objective(logits, feats, yb)
             opt.zero_grad(set_to_none=True)
             objectives.sum().backward()
             opt.step()

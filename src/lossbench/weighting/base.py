@@ -89,6 +89,25 @@ class ClassWeighting(Weighting):
         w = self.target_weights.to(losses.dtype)[self.groups(targets)]
         return (w * losses).sum() / w.sum()
 
+    def forward_rows(self, losses: Tensor, targets: Tensor) -> Tensor:
+        """`forward` of each row: the objectives (K,) of K batches of losses and targets (K, B).
+
+        A stacked group reduces the batches of its members with equal recipes in one call
+        (train/stacked.py); row k equals `forward(losses[k], targets[k], ...)` up to float rounding
+        (the sums run along a row instead of over a vector).
+        """
+        if not self.active:
+            return losses.mean(1)
+        if self.target_weights.numel() == 0:
+            raise RuntimeError(f"{type(self).__name__}.fit(task, targets) must be called before use")
+        w = self.target_weights.to(losses.dtype)[self.groups(targets.flatten(0, 1))].view(losses.shape)
+        return (w * losses).sum(1) / w.sum(1)
+
+
+def reduces_rows(weighting: Weighting) -> bool:
+    """Whether `weighting.forward_rows` is its `forward` row by row (a class weighting that keeps its reduction)."""
+    return isinstance(weighting, ClassWeighting) and type(weighting).forward is ClassWeighting.forward
+
 
 def effective_number_weights(counts: Tensor, beta: float) -> Tensor:
     """Class-balanced weights of Cui et al. (2019): `(1 - beta) / (1 - beta^n_c)` (un-normalised)."""
