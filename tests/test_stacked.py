@@ -7,12 +7,14 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 import torch
+import torch.nn.functional as F
 
 from lossbench import run
 from lossbench.data.augment import RandomCropFlip
 from lossbench.data.spec import DataSpec, Split
 from lossbench.losses.cross_entropy import CrossEntropyLoss
 from lossbench.losses.focal import FocalLoss
+from lossbench.models.lenet import LeNet
 from lossbench.models.mlp import MLP
 from lossbench.models.resnet_cifar import ResNetCifar
 from lossbench.samplers.instance import InstanceSampler
@@ -42,11 +44,21 @@ DATA = DataSpec(name="t", train=TRAIN, val=_images(16, 1), test=_images(16, 2), 
 CFG = TrainerConfig(epochs=2, batch_size=16, device="cpu", progress=False)
 
 
-MODELS = {  # a conv net with BatchNorm (vmap), plain MLPs with either head (the batched-matmul path)
-    "resnet": lambda: ResNetCifar([3, 8, 8], 4, blocks_per_stage=1),
-    "mlp": lambda: MLP([3, 8, 8], 4, hidden=(16, 8)),
-    "mlp_cosine_head": lambda: MLP([3, 8, 8], 4, hidden=(16,), head="normed"),
+# LeNet's smallest images are 12 x 12 (two 5x5 convolutions, two poolings): the same set, upsampled
+DATA_12 = dataclasses.replace(DATA, input_shape=(3, 12, 12), **{
+    s: Split(F.interpolate(getattr(DATA, s).x, size=12), getattr(DATA, s).y) for s in ("train", "val", "test")
+})  # fmt: skip
+MODELS = {  # a conv net with BatchNorm (vmap); plain MLPs with either head and LeNet (the chain path)
+    "resnet": lambda shape: ResNetCifar(shape, 4, blocks_per_stage=1),
+    "mlp": lambda shape: MLP(shape, 4, hidden=(16, 8)),
+    "mlp_cosine_head": lambda shape: MLP(shape, 4, hidden=(16,), head="normed"),
+    "lenet": lambda shape: LeNet(shape, 4),
+    "lenet_cosine_head": lambda shape: LeNet(shape, 4, head="normed"),
 }
+
+
+def _data(model: str) -> DataSpec:
+    return DATA_12 if model.startswith("lenet") else DATA
 
 
 def _member(
@@ -54,7 +66,7 @@ def _member(
 ) -> Member:
     """A run's pieces built as `run.py` builds them: seed, model, RNG state, fitted components."""
     torch.manual_seed(seed)
-    model = MODELS[model]()
+    model = MODELS[model](_data(model).input_shape)
     state = rng_state()
     loss, weighting, sampler = loss_cls(), weighting_cls(), InstanceSampler()
     prepare(DATA_TASK, TRAIN.y, loss, weighting, sampler)
@@ -73,10 +85,10 @@ def _numbers(result: FitResult) -> dict[str, float]:
 @pytest.mark.parametrize("cfg", [CFG, dataclasses.replace(CFG, max_steps=1)], ids=["whole", "max_steps"])
 def test_stacked_members_agree_with_training_alone(cfg, model):
     specs = [(0, CrossEntropyLoss), (1, FocalLoss)]
-    stacked = fit_stacked([_member(s, cls, model=model) for s, cls in specs], DATA, cfg)
+    stacked = fit_stacked([_member(s, cls, model=model) for s, cls in specs], _data(model), cfg)
     for (seed, cls), together in zip(specs, stacked, strict=True):
         m = _member(seed, cls, model=model)
-        alone = fit(m.model, m.loss, m.weighting, m.sampler, DATA, cfg, seed=seed)
+        alone = fit(m.model, m.loss, m.weighting, m.sampler, _data(model), cfg, seed=seed)
         assert isinstance(together, FitResult) and together.execution["stacked_members"] == 2
         a, b = _numbers(alone), _numbers(together)
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= TOL for k in a), seed
@@ -131,14 +143,14 @@ def test_members_with_unequal_recipe_states_do_not_share_a_call():
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_the_batched_mlp_forward_equals_vmap(model):
-    """Plain MLPs take `_mlp_forward` (batched matmuls), equal to vmap(functional_call); other models have none."""
+def test_the_chain_forward_equals_vmap(model):
+    """Plain MLPs and LeNets take `_chain_forward` (batched matmuls, grouped convolutions), equal to vmap."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    from lossbench.train.stacked import _FeaturesAndLogits, _mlp_forward
+    from lossbench.train.stacked import _chain_forward, _FeaturesAndLogits
 
     wrappers = [_FeaturesAndLogits(_member(s, model=model).model) for s in range(3)]
-    fast = _mlp_forward(wrappers[0].model)
+    fast = _chain_forward(wrappers[0].model)
     assert (fast is None) == (model == "resnet")
     if fast is None:
         return
@@ -147,17 +159,24 @@ def test_the_batched_mlp_forward_equals_vmap(model):
     def forward(p, b, xb):
         return functional_call(wrappers[0], (p, b), (xb,))
 
-    x = torch.randn(3, 5, 3, 8, 8)
+    shape = _data(model).input_shape
+    x = torch.randn(3, 5, *shape)
     for got, want in zip(fast(params, x), vmap(forward)(params, buffers, x), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    shared = torch.randn(7, 3, 8, 8)
+    got, want = (
+        torch.autograd.grad(fast(params, x)[1].square().sum(), list(params.values())),
+        torch.autograd.grad(vmap(forward)(params, buffers, x)[1].square().sum(), list(params.values())),
+    )
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    shared = torch.randn(7, *shape)
     want = vmap(forward, in_dims=(0, 0, None))(params, buffers, shared)[1]
     torch.testing.assert_close(fast(params, shared, shared=True)[1], want, rtol=1e-5, atol=1e-6)
 
-    class Wider(MLP):  # a subclass may compute its features otherwise: vmap
+    class Wider(type(wrappers[0].model)):  # a subclass may compute its features otherwise: vmap
         pass
 
-    assert _mlp_forward(Wider([3, 8, 8], 4)) is None
+    assert _chain_forward(Wider(shape, 4)) is None
 
 
 @pytest.mark.parametrize("model", ["resnet", "mlp"])
@@ -191,8 +210,11 @@ def test_what_trains_alone():
     m = _member(0)  # a conv net
     assert unstackable(m.model, m.loss, m.weighting) is None  # the components themselves allow stacking
     assert "conv net" in unstackable(m.model, m.loss, m.weighting, cfg=CFG)  # on CPU it would be slower
-    mlp = MLP([3, 8, 8], 4)
+    mlp = MLP((3, 8, 8), 4)
     assert unstackable(mlp, m.loss, m.weighting, cfg=CFG) is None
+    assert (
+        unstackable(LeNet((3, 12, 12), 4), m.loss, m.weighting, cfg=CFG) is None
+    )  # grouped convolutions: faster
     assert "clipping" in unstackable(mlp, m.loss, m.weighting, cfg=dataclasses.replace(CFG, grad_clip=5.0))
 
 

@@ -52,7 +52,7 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; on CUDA tensor cores, on CPU torch's CPU autocast)
     compile: bool = field(default=False, metadata=EXECUTION)  # torch.compile the model's features
     # auto: a grid's (or study's) cells that differ in seed/loss/weighting/lr/weight_decay train as one
-    # stacked model (except conv nets on CPU, measured slower stacked: BENCHMARKS.md) | off
+    # stacked model (except conv nets other than LeNet on CPU, measured slower stacked: BENCHMARKS.md) | off
     stack: str = field(default="auto", metadata=EXECUTION)
     progress: bool = field(default=True, metadata=EXECUTION)  # per-epoch progress bar (only on a terminal)
     checkpoint_every: int = field(

@@ -108,8 +108,9 @@ def unstackable(
         cfg is not None
         and resolve_device(cfg.device).type == "cpu"
         and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+        and _chain_forward(model) is None
     ):  # measured (BENCHMARKS.md): vmapped convolutions on CPU are slower than one model after another
-        return "on CPU a stacked conv net trains slower than its members one after another"
+        return "on CPU a stacked conv net (other than LeNet) trains slower than its members one after another"
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         return "dropout draws from one generator for all members"
     for part, base in ((loss, Loss), (weighting, Weighting)):
@@ -120,32 +121,60 @@ def unstackable(
     return None
 
 
-def _mlp_forward(model: nn.Module) -> Any:
-    """A stacked forward `(params, x) -> (features, logits)` for a plain `MLP`, or None for any other model.
-
-    A plain MLP (Flatten, Linear, ReLU, no dropout; a linear or cosine head) is a chain of batched
-    matrix products over the K members: `baddbmm` on (K, B, D) inputs, or a broadcast `matmul` on an
-    input (N, D) shared by all members (evaluation). That does the same arithmetic as
-    `vmap(functional_call(model))` without re-binding the module's parameters on every call, which
-    costs more than the products themselves for small MLPs. Other models go through vmap.
-    `forward(params, x, shared=True)` takes one input (N, ...) for all members.
-    """
-    from lossbench.models.heads import NormedLinear
+def _layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """(parameter prefix, layer) of the chain `features` runs for a plain `MLP` or `LeNet`, else None."""
+    from lossbench.models.lenet import LeNet
     from lossbench.models.mlp import MLP
 
-    if type(model) is not MLP:
+    if type(model) is MLP:
+        return [(f"model.body.{n}", layer) for n, layer in model.body.named_children()]
+    if type(model) is LeNet:
+        return [(f"model.{part}.{n}", layer) for part in ("conv", "fc")
+                for n, layer in getattr(model, part).named_children()]  # fmt: skip
+    return None
+
+
+def _chain_forward(model: nn.Module) -> Any:
+    """A stacked forward `(params, x) -> (features, logits)` for a plain `MLP` or `LeNet`, else None.
+
+    These models are chains of Linear, ReLU, Flatten, 2-d convolutions and max-pooling with a
+    linear or cosine head. Over K members, a linear layer is one batched matrix product (`baddbmm`
+    on (K, B, D)) and a convolution one grouped convolution: the members' batches side by side as
+    channel groups (B, K * C, H, W), channels-last. A ReLU right before a max-pooling is applied
+    after it (the same values and gradients, on a quarter of the elements). This is the arithmetic
+    of `vmap(functional_call(model))` without its re-binding of the parameters on every call,
+    which costs more than the products for small models, and faster than vmap's convolutions on a
+    CPU. `forward(params, x, shared=True)` takes one input (N, ...) for all members (evaluation):
+    an MLP's first product is then a broadcast `matmul`; images are repeated K times, since on a
+    CPU the grouped convolution over channels-last copies beats one dense convolution over the
+    stacked filters, whose single-channel input leaves its output (and the pooling after it) in the
+    slow layout. Any other model, or a subclass, goes through vmap.
+    """
+    from lossbench.models.heads import NormedLinear
+
+    layers = _layers(model)
+    if layers is None or type(model.head) not in (nn.Linear, NormedLinear):
         return None
-    plan: list[tuple[str, str]] = []
-    for name, layer in model.body.named_children():
-        if isinstance(layer, nn.Linear):
-            plan.append(("linear", f"model.body.{name}"))
-        elif isinstance(layer, nn.ReLU):
-            plan.append(("relu", ""))
-        elif not isinstance(layer, (nn.Flatten, nn.Identity)) and not (
-            isinstance(layer, nn.Dropout) and layer.p == 0
-        ):
+    plan: list[tuple[Any, ...]] = []
+    for key, layer in layers:
+        if isinstance(layer, (nn.Linear, nn.Conv2d)) and layer.bias is None:
             return None
-    if not isinstance(model.body[0], nn.Flatten) or type(model.head) not in (nn.Linear, NormedLinear):
+        if isinstance(layer, nn.Linear):
+            plan.append(("linear", key))
+        elif isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros" \
+                and not isinstance(layer.padding, str):  # fmt: skip
+            plan.append(("conv", key, layer.stride, layer.padding, layer.dilation))
+        elif isinstance(layer, nn.MaxPool2d) and not layer.return_indices:
+            pool = ("pool", layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode)
+            plan[-1:] = [pool, plan[-1]] if plan and plan[-1] == ("relu",) else [*plan[-1:], pool]
+        elif isinstance(layer, nn.ReLU):
+            plan.append(("relu",))
+        elif isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) == (1, -1):
+            plan.append(("flatten",))
+        elif not isinstance(layer, nn.Identity) and not (isinstance(layer, nn.Dropout) and layer.p == 0):
+            return None
+    images = any(op[0] == "conv" for op in plan)
+    if (plan[0][0] != "flatten") if not images else (plan[0][0] != "conv" or ("flatten",) not in plan):
         return None
     normed = type(model.head) is NormedLinear
 
@@ -156,9 +185,24 @@ def _mlp_forward(model: nn.Module) -> Any:
 
     def forward(params: dict[str, Tensor], x: Tensor, shared: bool = False) -> tuple[Tensor, Tensor]:
         """Features and logits (K, B, .) of inputs (K, B, ...), or of one input (N, ...) when `shared`."""
-        h = x.flatten(1) if shared else x.flatten(2)
-        for op, key in plan:
-            h = linear(h, params[f"{key}.weight"], params[f"{key}.bias"]) if op == "linear" else torch.relu(h)
+        k = params[f"{plan[0][1]}.weight"].shape[0] if images else 0
+        if images:  # members side by side as channel groups (B, K * C, H, W), channels-last
+            h = (x.unsqueeze(0).expand(k, *x.shape) if shared else x).transpose(0, 1).flatten(1, 2)
+            h = h.contiguous(memory_format=torch.channels_last)
+        else:
+            h = x.flatten(1) if shared else x.flatten(2)
+        for op in plan:
+            if op[0] == "conv":
+                w, b = params[f"{op[1]}.weight"], params[f"{op[1]}.bias"]
+                h = F.conv2d(h, w.flatten(0, 1), b.flatten(), op[2], op[3], op[4], k)
+            elif op[0] == "pool":
+                h = F.max_pool2d(h, op[1], op[2], op[3], op[4], op[5])
+            elif op[0] == "relu":
+                h = torch.relu(h)
+            elif op[0] == "flatten" and images:  # (B, K * C, H, W) -> (K, B, C * H * W)
+                h = h.reshape(h.shape[0], k, -1).transpose(0, 1)
+            elif op[0] == "linear":
+                h = linear(h, params[f"{op[1]}.weight"], params[f"{op[1]}.bias"])
         if normed:
             logits = torch.matmul(F.normalize(h, dim=-1), F.normalize(params["model.head.weight"], dim=1))
         else:
@@ -283,8 +327,8 @@ def fit_stacked(
     def forward(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor) -> tuple[Tensor, Tensor]:
         return functional_call(base, (p, b), (xb,))
 
-    mlp = _mlp_forward(members[0].model)
-    batched = vmap(forward, randomness="error") if mlp is None else (lambda p, b, xb: mlp(p, xb))
+    chain = _chain_forward(members[0].model)
+    batched = vmap(forward, randomness="error") if chain is None else (lambda p, b, xb: chain(p, xb))
     active = list(range(len(members)))  # members still training, in stack order
     sampler_gens = [torch.Generator().manual_seed(m.seed) for m in members]
     aug_gens = [_generator(m.aug_state, device) for m in members]
@@ -392,7 +436,7 @@ def fit_stacked(
             finite = [j for j in range(len(active)) if math.isfinite(train_losses[j])]
             scales = [members[active[j]].loss.logit_scale for j in finite]
             for s in splits:
-                logits = _predict(base, params, buffers, getattr(data, s).x, cfg, device, mlp)[finite]
+                logits = _predict(base, params, buffers, getattr(data, s).x, cfg, device, chain)[finite]
                 for j, metrics in zip(
                     finite, evaluator.scores_stacked(logits, getattr(data, s), scales), strict=True
                 ):
@@ -448,13 +492,13 @@ def _predict(
     x: Tensor,
     cfg: TrainerConfig,
     device: torch.device,
-    mlp: Any = None,
+    chain: Any = None,
 ) -> Tensor:
     """Logits (K, N, C) on the CPU of every stacked member on inputs `x` (N, ...), in eval mode.
 
     The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch(device)`, the input
-    shared by all members (not copied K times), under `cfg.precision`. `mlp`: `_mlp_forward`'s
-    forward when the members are plain MLPs (then used instead of vmap).
+    shared by all members (not copied K times), under `cfg.precision`. `chain`: `_chain_forward`'s
+    forward when the members are plain MLPs or LeNets (then used instead of vmap).
     """
     base.eval()
 
@@ -462,7 +506,9 @@ def _predict(
         return functional_call(base, (p, b), (xb,))[1]
 
     batched = (
-        vmap(forward, in_dims=(0, 0, None)) if mlp is None else (lambda p, b, xb: mlp(p, xb, shared=True)[1])
+        vmap(forward, in_dims=(0, 0, None))
+        if chain is None
+        else (lambda p, b, xb: chain(p, xb, shared=True)[1])
     )
     p = {k: v.detach() for k, v in params.items()}
     out = []
