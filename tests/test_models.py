@@ -92,3 +92,51 @@ def test_bottleneck_resnet32_differs_from_ldam_resnet32_as_documented():
     assert len(blocks) == 15 and [isinstance(b.shortcut, nn.Sequential) for b in blocks].count(True) == 3
     assert isinstance(model.blocks[-1], nn.BatchNorm2d) and model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert model.stem(torch.zeros(1, 3, 32, 32)).shape[-1] == 36  # zero-pad 3 (38), unpadded 3x3 conv
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_evaluation_folds_batchnorm_and_keeps_every_models_outputs(name):
+    """`predict` folds BatchNorm into the convolutions before it (`fast.inference_model`): same outputs."""
+    from lossbench.train.evaluate import predict
+    from lossbench.train.fast import inference_model
+
+    cfg = compose([f"model={name}"]).model
+    extra = {"head_widths": [6, 1]} if issubclass(get_class(cfg._target_), MultiTaskModel) else {}
+    shape = SHAPES.get(name, (3, 32, 32))
+    model = instantiate(cfg, input_shape=list(shape), num_classes=7, **extra)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # running statistics away from (0, 1), affine parameters away from (1, 0)
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 2.0, generator=g), m.bias.uniform_(-1.0, 1.0, generator=g)
+                m.running_mean.uniform_(-1.0, 1.0, generator=g), m.running_var.uniform_(0.5, 2.0, generator=g)
+    x = torch.randn(9, *shape, generator=g)
+    model.eval()
+    with torch.inference_mode():
+        want = model(x)
+        folded = inference_model(model, x[:4])
+        norms = [sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) for net in (model, folded)]
+        assert (folded is not model) == (norms[0] > 0) and (folded is model or norms[1] < norms[0])
+        torch.testing.assert_close(folded(x), want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(predict(model, x, 4, torch.device("cpu")), want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_fold_that_changes_the_outputs_is_not_used(monkeypatch):
+    """`inference_model` checks the folded model on its probe and keeps the model when they differ."""
+    import torch.fx.experimental.optimization as fx_opt
+
+    from lossbench.train.fast import inference_model
+
+    model = ResNetCifar([3, 32, 32], 10, blocks_per_stage=1).eval()
+    x = torch.randn(4, 3, 32, 32)
+    real = fx_opt.fuse
+
+    def broken(m):
+        out = real(m)
+        with torch.no_grad():
+            next(p for p in out.parameters()).mul_(2.0)
+        return out
+
+    monkeypatch.setattr(fx_opt, "fuse", broken)
+    with torch.inference_mode():
+        assert inference_model(model, x) is model

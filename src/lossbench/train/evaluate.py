@@ -10,17 +10,22 @@ from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec, Split
 from lossbench.train.config import TrainerConfig
+from lossbench.train.fast import inference_model
 
 SPLITS = ("val", "test")
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    """Outputs (N, W) on the CPU, computed in eval mode in chunks of `batch_size`."""
+    """Outputs (N, W) on the CPU, computed in eval mode in chunks of `batch_size`.
+
+    BatchNorm is folded into the convolutions before it for the pass (`fast.inference_model`).
+    """
     was_training = model.training
     model.eval()
+    infer = inference_model(model, x[:4].to(device)) if len(x) else model
     out = [
-        model(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
+        infer(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
         for i in range(0, len(x), batch_size)
     ]
     model.train(was_training)
