@@ -496,9 +496,10 @@ def _predict(
 ) -> Tensor:
     """Logits (K, N, C) on the CPU of every stacked member on inputs `x` (N, ...), in eval mode.
 
-    The stacked counterpart of `train.evaluate.predict`: chunks of `cfg.eval_batch(device)`, the input
-    shared by all members (not copied K times), under `cfg.precision`. `chain`: `_chain_forward`'s
-    forward when the members are plain MLPs or LeNets (then used instead of vmap).
+    The stacked counterpart of `train.evaluate.predict`: chunks of about `2 * cfg.eval_batch(device)
+    / K` inputs, shared by all members (not copied K times, except as a LeNet's channel groups),
+    under `cfg.precision`. `chain`: `_chain_forward`'s forward when the members are plain MLPs or
+    LeNets (then used instead of vmap).
     """
     base.eval()
 
@@ -513,7 +514,10 @@ def _predict(
     p = {k: v.detach() for k, v in params.items()}
     out = []
     with autocast(cfg.precision, device):
-        step = cfg.eval_batch(device)
+        # K members' activations per chunk: chunks of about 2 / K evaluation batches keep them in cache
+        # (measured: stacked LeNets x10 score ~2x the images/s in chunks of 64 than of 256 on a CPU)
+        k = next(iter(p.values())).shape[0]
+        step = max(16, 2 * cfg.eval_batch(device) // k)
         for i in range(0, len(x), step):
             out.append(batched(p, buffers, x[i : i + step].to(device)).float().cpu())
     base.train()
