@@ -183,6 +183,10 @@ def test_regression_loss_contract(name):
     assert out_.grad is not None and torch.isfinite(out_.grad).all()
     perm = torch.randperm(16)
     torch.testing.assert_close(loss(out_[perm], y[perm]), loss(out_, y)[perm], rtol=1e-5, atol=1e-6)
+    # a loss that says it is rowwise is computed for several stacked members at once (train/stacked.py)
+    # (a loss saying it is not couples the examples of a batch: BMC)
+    alone = loss(out_[:5], y[:5])
+    assert torch.allclose(alone, values[:5], rtol=1e-5, atol=1e-6) == loss.rowwise, loss.rowwise
 
 
 def test_focal_r_gamma_zero_is_the_base_loss_and_huber_is_smooth_l1():
