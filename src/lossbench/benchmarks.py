@@ -3,7 +3,9 @@
 Sections (`--only`): `startup` (fixed cost of a one-cell run), `demo` (the 72-run demo grid), `resnet` (ResNet-32 train and test
 images/s: lossbench, lossbench stacked, and the reference-style loop of `benchmarks/reference_loop.py`
 on the same CIFAR-format files), `grids` (a 12-cell digits grid and a Fashion-MNIST-LT LeNet grid:
-stacked vs one at a time vs one process per run, wall time and the training part), and the loss / weighting / batching micro tables.
+stacked vs one at a time vs one process per run, wall time and the training part), `device` (on a
+GPU, the default `--device auto` picks it: ResNet-32 at bf16 on the GPU, one run and 8 stacked, images/s, seconds per epoch and
+the fraction of the GPU's bf16 peak), and the loss / weighting / batching micro tables.
 Every number is a median over rounds in which the compared options run round-robin, and every ratio is
 the median of ratios taken within a round, so load that drifts during the run hits all options alike.
 On a CPU only the ratios are meant to be quoted; absolute times are comparable only on a GPU. Losses
@@ -270,6 +272,107 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+# Dense bf16 tensor-core peak (FLOP/s, no sparsity) of GPUs by a part of their name, from the vendors' data sheets.
+BF16_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12,
+             "L4": 121e12, "A10G": 70e12, "4090": 165e12}  # fmt: skip
+
+
+def _peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in BF16_PEAK.items() if k in name), None)
+
+
+def train_flops_per_image(model: torch.nn.Module, shape: tuple[int, ...], batch: int = 8) -> float:
+    """FLOPs of one training image (forward + backward), counted by `torch.utils.flop_counter`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(batch, *shape)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def bench_device(
+    device: torch.device, rounds: int, members: int
+) -> list[tuple[str, float, float, float | None]]:
+    """ResNet-32 at `trainer.precision=bf16` on `device` (a GPU), one run and `members` stacked.
+
+    Returns (what, median images/s per run, median seconds per epoch, fraction of the device's bf16
+    peak or None). A row's epoch is one training epoch of `fit` / `fit_stacked` on the CIFAR-10-LT-sized
+    set (2,478 images), with the test split (2,000 images) evaluated after it; the first round warms
+    up (cuDNN autotuning, allocator) and is dropped. The fraction of peak counts the model's training
+    FLOPs per image (`train_flops_per_image`) times the images/s of all members together.
+    """
+    from lossbench.data.cifar import CIFAR10
+    from lossbench.losses.cross_entropy import CrossEntropyLoss
+    from lossbench.models.resnet_cifar import ResNetCifar
+    from lossbench.samplers.instance import InstanceSampler
+    from lossbench.tasks.base import prepare
+    from lossbench.train.checkpoint import rng_state
+    from lossbench.train.config import TrainerConfig
+    from lossbench.train.loop import fit
+    from lossbench.train.stacked import Member, fit_stacked
+    from lossbench.weighting.none import NoWeighting
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _cifar_files(Path(tmp))
+        data = CIFAR10(root=tmp, imbalance_ratio=100, verify_md5=False).load()
+    cfg = TrainerConfig(epochs=1, batch_size=128, lr=0.1, weight_decay=2e-4, device=str(device),
+                        precision="bf16", progress=False)  # fmt: skip
+    flops = train_flops_per_image(ResNetCifar([3, 32, 32], 10), (3, 32, 32))
+    peak = _peak(device)
+
+    def member(seed: int) -> Member:
+        torch.manual_seed(seed)
+        model = ResNetCifar([3, 32, 32], 10)
+        state = rng_state()
+        loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
+        prepare(data.task, data.train.y, loss, weighting, sampler)
+        return Member(model, loss, weighting, sampler, seed, state)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def one() -> float:
+        m = member(0)
+        sync()
+        start = time.perf_counter()
+        fit(m.model, m.loss, m.weighting, m.sampler, data, cfg, seed=0)
+        sync()
+        return time.perf_counter() - start
+
+    def stacked() -> float:
+        group = [member(s) for s in range(members)]
+        sync()
+        start = time.perf_counter()
+        fit_stacked(group, data, cfg)
+        sync()
+        return time.perf_counter() - start
+
+    ways = {"one run": (one, 1), f"{members} runs stacked": (stacked, members)}
+    seconds: dict[str, list[float]] = {k: [] for k in ways}
+    for r in range(rounds + 1):
+        for name, (fn, _) in ways.items():
+            t = fn()
+            print(
+                f"  round {r}{' (warm-up)' if r == 0 else ''}: {name}: {t:.2f} s per epoch",
+                file=sys.stderr,
+                flush=True,
+            )
+            if r:
+                seconds[name].append(t)
+    rows = []
+    for name, (_, k) in ways.items():
+        epoch = statistics.median(seconds[name])
+        per_run = len(data.train) / epoch  # images/s of each run (training and its test pass in the epoch)
+        rows.append((name, per_run, epoch, per_run * k * flops / peak if peak else None))
+    return rows
+
+
 def _lossbench(*args: str, cwd: str) -> float:
     exe = str(Path(sys.executable).with_name("lossbench"))
     start = time.perf_counter()
@@ -355,7 +458,7 @@ def bench_grid(name: str, rounds: int) -> list[tuple[str, float, float, float, f
     ]
 
 
-SECTIONS = ("startup", "demo", "resnet", "grids", "losses", "weightings", "batching")
+SECTIONS = ("startup", "demo", "resnet", "grids", "device", "losses", "weightings", "batching")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -363,7 +466,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m lossbench.benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda, for the loss/weighting/batching tables")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when present), cpu or cuda: of the device section and the loss/weighting/batching tables",
+    )
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}"
     )
@@ -376,7 +483,13 @@ def main(argv: list[str] | None = None) -> None:
         "--model-rounds", type=int, default=3, help="rounds of the startup, demo and ResNet-32 benchmarks"
     )
     parser.add_argument("--grid-rounds", type=int, default=3, help="rounds of each grid benchmark")
-    parser.add_argument("--members", type=int, default=4, help="members of the stacked ResNet-32 group")
+    parser.add_argument("--members", type=int, default=4, help="members of the stacked ResNet-32 group (CPU)")
+    parser.add_argument(
+        "--gpu-members",
+        type=int,
+        default=8,
+        help="members of the stacked ResNet-32 group of the device section",
+    )
     parser.add_argument(
         "--grids", default=",".join(GRIDS), help=f"grids of the grids section: {', '.join(GRIDS)}"
     )
@@ -385,7 +498,9 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
-    device = torch.device(ns.device)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if ns.device == "auto" else ns.device
+    )
     torch.manual_seed(0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
@@ -420,6 +535,23 @@ def _print_resnet(ns: argparse.Namespace, device: torch.device) -> None:
     print("| what | images/s | × reference-style loop (same phase) |\n|---|---:|---:|")
     for name, speed, ratio in rows:
         print(f"| {name} | {speed:.0f} | {ratio:.2f} |")
+
+
+def _print_device(ns: argparse.Namespace, device: torch.device) -> None:
+    if device.type != "cuda":
+        print("## ResNet-32 on a GPU: skipped, no GPU here (`make bench` on a machine with one runs it)")
+        return
+    rows = bench_device(device, ns.model_rounds, ns.gpu_members)
+    name = torch.cuda.get_device_name(device)
+    print(
+        f"## ResNet-32 on {name}, trainer.precision=bf16, batch 128 (median of {ns.model_rounds} rounds after a warm-up)\n"
+    )
+    print("An epoch: 2,478 training images (CIFAR-10-LT-sized) and the test pass over 2,000 images.\n")
+    print("| what | images/s per run | s per epoch | × 200 epochs | fraction of bf16 peak (all members) |")
+    print("|---|---:|---:|---:|---:|")
+    for what, speed, epoch, frac in rows:
+        share = "n/a (unknown GPU)" if frac is None else f"{frac:.1%}"
+        print(f"| {what} | {speed:.0f} | {epoch:.2f} | {200 * epoch:.0f} s | {share} |")
 
 
 def _print_grids(ns: argparse.Namespace, device: torch.device) -> None:
