@@ -274,7 +274,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
 
 # Dense bf16 tensor-core peak (FLOP/s, no sparsity) of GPUs by a part of their name, from the vendors' data sheets.
 BF16_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12,
-             "L4": 121e12, "A10G": 70e12, "4090": 165e12}  # fmt: skip
+             "L4": 121e12, "4090": 165e12}  # fmt: skip
 
 
 def _peak(device: torch.device) -> float | None:

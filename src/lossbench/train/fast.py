@@ -94,7 +94,7 @@ def inference_model(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     convolution whose weights and bias take the BatchNorm's running statistics and affine
     parameters (`w * gamma / sqrt(var + eps)`, `(b - mean) * gamma / sqrt(var + eps) + beta`), which
     saves the BatchNorm pass (~1.2x the images/s of ResNet-32 evaluation on the project's CPU). The
-    outputs equal the unfolded model's up to float rounding (~1e-6 relative; `tests/test_fast.py`
+    outputs equal the unfolded model's up to float rounding (~1e-6 relative; `tests/test_models.py`
     checks every registered model). Models without BatchNorm, compiled models, models `torch.fx`
     cannot trace, and any model whose folded outputs on `probe` (a few inputs) differ from its own
     beyond that rounding are returned unchanged.
