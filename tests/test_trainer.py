@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -108,7 +109,7 @@ def test_evaluation_scores_ldam_on_its_logit_scale():
 
 
 def test_eval_batch_defaults_by_device():
-    """Null `eval_batch_size`: 256 on CPU (conv nets score faster per image there), 1024 on CUDA; a set value wins."""
+    """Null `eval_batch_size`: 256 on CPU (a stacked group's base), 1024 on CUDA; a set value wins."""
     cfg = TrainerConfig()
     assert cfg.eval_batch_size is None
     assert (
@@ -117,3 +118,28 @@ def test_eval_batch_defaults_by_device():
         cfg.eval_batch("cuda"),
     ) == (256, 1024, 1024)
     assert TrainerConfig(eval_batch_size=64).eval_batch(torch.device("cuda")) == 64
+
+
+def test_cpu_evaluation_sizes_its_chunks_per_model():
+    """Null `eval_batch_size` on CPU: chunks whose largest activation is ~8 MB; the same outputs as any chunk."""
+    from lossbench.models.lenet import LeNet
+    from lossbench.models.mlp import MLP
+    from lossbench.models.resnet_cifar import ResNetCifar
+    from lossbench.train.evaluate import Evaluator, predict
+    from lossbench.train.fast import cpu_eval_batch
+
+    cases = [(ResNetCifar([3, 32, 32], 10), (3, 32, 32), 128), (LeNet((1, 28, 28), 10), (1, 28, 28), 512),
+             (MLP([64], 10), (64,), 1024)]  # fmt: skip
+    for model, shape, chunk in cases:
+        x = torch.randn(40, *shape)
+        with torch.inference_mode():
+            assert cpu_eval_batch(model.eval(), x[:4]) == chunk, type(model).__name__
+        torch.testing.assert_close(
+            predict(model, x, None, torch.device("cpu")), predict(model, x, 7, torch.device("cpu"))
+        )
+    _, _, _, _, data, trainer = _parts([])
+    assert Evaluator.of(data, trainer, torch.device("cpu")).batch_size is None  # sized per model
+    assert (
+        Evaluator.of(data, dataclasses.replace(trainer, eval_batch_size=64), torch.device("cpu")).batch_size
+        == 64
+    )

@@ -38,8 +38,9 @@ class TrainerConfig:
     lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where a step factor starts
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
-    # examples per evaluation forward; null: 256 on CPU (a conv net scores ~2x faster per image there than
-    # in batches of 1024, BENCHMARKS.md), 1024 on a GPU. Speed and memory only: the same metrics
+    # examples per evaluation forward; null: 1024 on a GPU; on CPU sized per model so a chunk's largest
+    # activation is ~8 MB (ResNet-32: 128, LeNet: 512; fast.cpu_eval_batch), 256 as the base of a stacked
+    # group's chunks. Speed and memory only: the same metrics
     eval_batch_size: int | None = field(default=None, metadata=EXECUTION)
     # picks the best-validation epoch; null = the task's default (val/acc classification, val/mae regression)
     select_metric: str | None = None
@@ -105,7 +106,11 @@ class TrainerConfig:
             raise ValueError("; ".join(problems))
 
     def eval_batch(self, device: Any) -> int:
-        """`eval_batch_size`, or its default on `device` (a `torch.device`): 1024 on CUDA, 256 elsewhere."""
+        """`eval_batch_size`, or its default on `device` (a `torch.device`): 1024 on CUDA, 256 elsewhere.
+
+        On a CPU with `eval_batch_size` null, one model's evaluation sizes its chunks per model instead
+        (`Evaluator.of`, `fast.cpu_eval_batch`); 256 is the base of a stacked group's chunks there.
+        """
         if self.eval_batch_size is not None:
             return self.eval_batch_size
         return 1024 if str(getattr(device, "type", device)).split(":")[0] == "cuda" else 256

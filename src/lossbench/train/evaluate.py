@@ -10,20 +10,24 @@ from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec, Split
 from lossbench.train.config import TrainerConfig
-from lossbench.train.fast import inference_model
+from lossbench.train.fast import cpu_eval_batch, inference_model
 
 SPLITS = ("val", "test")
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
+def predict(model: nn.Module, x: Tensor, batch_size: int | None, device: torch.device) -> Tensor:
     """Outputs (N, W) on the CPU, computed in eval mode in chunks of `batch_size`.
 
-    BatchNorm is folded into the convolutions before it for the pass (`fast.inference_model`).
+    `batch_size=None` sizes the chunks for the model (`fast.cpu_eval_batch`, for CPUs). BatchNorm is
+    folded into the convolutions before it for the pass (`fast.inference_model`).
     """
     was_training = model.training
     model.eval()
-    infer = inference_model(model, x[:4].to(device)) if len(x) else model
+    probe = x[:4].to(device)
+    if batch_size is None:
+        batch_size = cpu_eval_batch(model, probe) if len(x) else 1
+    infer = inference_model(model, probe) if len(x) else model
     out = [
         infer(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
         for i in range(0, len(x), batch_size)
@@ -43,7 +47,7 @@ class Evaluator:
     Attributes:
         data: The dataset (its `task` computes the metrics).
         device: Where the model runs.
-        batch_size: Evaluation batch size.
+        batch_size: Evaluation batch size (None: sized per model for a CPU, `fast.cpu_eval_batch`).
         many_threshold: Many-shot threshold (training examples per class or bin).
         few_threshold: Few-shot threshold.
         ece_bins: Confidence bins of the calibration error (classification).
@@ -51,7 +55,7 @@ class Evaluator:
 
     data: DataSpec
     device: torch.device
-    batch_size: int
+    batch_size: int | None
     many_threshold: int
     few_threshold: int
     ece_bins: int = 15
@@ -61,7 +65,10 @@ class Evaluator:
         """The evaluator with the trainer's settings (null shot thresholds: the task's defaults)."""
         many = data.task.many_threshold if trainer.many_threshold is None else trainer.many_threshold
         few = data.task.few_threshold if trainer.few_threshold is None else trainer.few_threshold
-        return cls(data, device, trainer.eval_batch(device), many, few, trainer.ece_bins)
+        batch = (
+            None if trainer.eval_batch_size is None and device.type != "cuda" else trainer.eval_batch(device)
+        )
+        return cls(data, device, batch, many, few, trainer.ece_bins)
 
     @property
     def select_metric(self) -> str:
