@@ -34,6 +34,38 @@ def set_owner(store, run_id, **values):
     db._ACTIVE.pop(run_id, None)  # this process no longer runs it
 
 
+@pytest.mark.parametrize("when", ["after the commit", "before the commit"])
+def test_a_ctrl_c_inside_a_claim_leaves_no_run_running(tmp_path, monkeypatch, when):
+    """Ctrl-C between a claim's commit and its return is still released; one before the commit writes nothing."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    real = store._transact
+
+    def interrupted(work):
+        if when == "after the commit":
+            real(work)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "_transact", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.claim(record())
+    monkeypatch.undo()
+    store.release_claims("interrupted", "interrupted (Ctrl-C)")
+    with store.engine.connect() as conn:
+        statuses = [s for (s,) in conn.execute(sa.select(runs.c.status))]
+    assert statuses == (["interrupted"] if when == "after the commit" else [])
+    assert store.claim(record())  # the rerun takes it
+
+
+def test_a_finish_writes_only_the_row_this_process_claimed(tmp_path):
+    """A row with this attempt number but another owner (claimed elsewhere after a rolled-back claim) is not ours."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    assert store.claim(record())
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == "r1").values(owner_pid=dead_pid()))
+    with pytest.raises(ClaimLost):
+        store.finish("r1", "completed", metrics={"acc": 1.0})
+
+
 def test_running_run_is_skipped_while_its_owner_lives_and_taken_over_once_gone(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     store = Store(url, stale_after_s=60)

@@ -482,23 +482,44 @@ class Store:
             )  # fmt: skip
             if row is None:
                 conn.execute(runs.insert().values(run_id=record.run_id, **values))
-                return attempt
-            conn.execute(history.delete().where(history.c.run_id == record.run_id))
-            done = conn.execute(
-                runs.update()
-                .where(runs.c.run_id == record.run_id, sa.func.coalesce(runs.c.attempt, 0) == (row[4] or 0))
-                .values(**values)
-            )
-            return attempt if done.rowcount == 1 else None
+            else:
+                conn.execute(history.delete().where(history.c.run_id == record.run_id))
+                done = conn.execute(
+                    runs.update()
+                    .where(
+                        runs.c.run_id == record.run_id, sa.func.coalesce(runs.c.attempt, 0) == (row[4] or 0)
+                    )
+                    .values(**values)
+                )
+                if done.rowcount != 1:
+                    return None
+            # held before the commit: a Ctrl-C between the commit and `claim` returning still releases it
+            # (if the commit never happens, `finish` finds no row of this attempt and owner, and writes nothing)
+            _ACTIVE[record.run_id] = attempt
+            self._held.add(record.run_id)
+            return attempt
+
+        prior = (_ACTIVE.get(record.run_id), record.run_id in self._held)
+
+        def unhold() -> None:  # back to the holds before this call (a live claim of this process stays)
+            if prior[0] is None:
+                _ACTIVE.pop(record.run_id, None)
+            else:
+                _ACTIVE[record.run_id] = prior[0]
+            if not prior[1]:
+                self._held.discard(record.run_id)
 
         try:
-            attempt = self._transact(work)
-        except sa.exc.IntegrityError:  # PostgreSQL: another process inserted it first; look again
-            attempt = self._transact(work)
-        if attempt is None:
+            try:
+                attempt = self._transact(work)
+            except sa.exc.IntegrityError:  # PostgreSQL: another process inserted it first; look again
+                attempt = self._transact(work)
+        except Exception:  # not claimed (a KeyboardInterrupt keeps the hold for `release_claims`)
+            unhold()
+            raise
+        if attempt is None:  # taken (a retried transaction may have held it on an attempt that rolled back)
+            unhold()
             return False
-        _ACTIVE[record.run_id] = attempt
-        self._held.add(record.run_id)
         self._beats[record.run_id] = time.monotonic()
         return True
 
@@ -545,9 +566,9 @@ class Store:
 
         def work(conn: sa.Connection) -> bool:
             now = utcnow()
-            started = conn.execute(
-                sa.select(runs.c.started_at).where(runs.c.run_id == run_id, runs.c.attempt == attempt)
-            ).scalar()
+            mine = (runs.c.run_id == run_id, runs.c.attempt == attempt, runs.c.owner_host == HOST,
+                    runs.c.owner_pid == os.getpid())  # fmt: skip
+            started = conn.execute(sa.select(runs.c.started_at).where(*mine)).scalar()
             if started is None:
                 return False
             if started.tzinfo is None:  # SQLite returns naive datetimes
@@ -560,9 +581,7 @@ class Store:
                 values["data_meta"] = _clean(dict(data_meta))
             if environment is not None:
                 values["environment"] = _clean(environment)
-            done = conn.execute(
-                runs.update().where(runs.c.run_id == run_id, runs.c.attempt == attempt).values(**values)
-            )
+            done = conn.execute(runs.update().where(*mine).values(**values))
             if done.rowcount != 1:
                 return False
             conn.execute(history.delete().where(history.c.run_id == run_id))
