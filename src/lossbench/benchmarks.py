@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils import benchmark
@@ -162,6 +163,24 @@ def _raw_cifar(root: Path, counts: list[int]) -> tuple:
     return x[keep], y[keep], tx, np.asarray(test["labels"])
 
 
+def _resnet_member(data: Any, seed: int) -> Any:
+    """A ResNet-32 CE run on `data` built as `run.py` builds one: seeded model, RNG state, fitted components."""
+    from lossbench.losses.cross_entropy import CrossEntropyLoss
+    from lossbench.models.resnet_cifar import ResNetCifar
+    from lossbench.samplers.instance import InstanceSampler
+    from lossbench.tasks.base import prepare
+    from lossbench.train.checkpoint import rng_state
+    from lossbench.train.stacked import Member
+    from lossbench.weighting.none import NoWeighting
+
+    torch.manual_seed(seed)
+    model = ResNetCifar([3, 32, 32], 10)
+    state = rng_state()
+    loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
+    prepare(data.task, data.train.y, loss, weighting, sampler)
+    return Member(model, loss, weighting, sampler, seed, state)
+
+
 def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     """ResNet-32 on a CIFAR-10-LT-sized set (exp, ratio 100: 2,478 train / 2,000 test images).
 
@@ -172,17 +191,12 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
 
     from lossbench.data.cifar import CIFAR10
     from lossbench.data.spec import DataSpec
-    from lossbench.losses.cross_entropy import CrossEntropyLoss
     from lossbench.models.resnet_cifar import ResNetCifar
-    from lossbench.samplers.instance import InstanceSampler
-    from lossbench.tasks.base import prepare
-    from lossbench.train.checkpoint import rng_state
     from lossbench.train.config import TrainerConfig
     from lossbench.train.evaluate import Evaluator
     from lossbench.train.fast import apply_determinism, memory_format
     from lossbench.train.loop import fit
-    from lossbench.train.stacked import Member, fit_stacked
-    from lossbench.weighting.none import NoWeighting
+    from lossbench.train.stacked import fit_stacked
 
     spec = importlib.util.spec_from_file_location(
         "reference_loop", Path(__file__).resolve().parents[2] / "benchmarks" / "reference_loop.py"
@@ -198,14 +212,6 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
                           task=data.task, input_shape=data.input_shape, augment=data.augment)  # fmt: skip
     cfg = TrainerConfig(epochs=1, batch_size=128, lr=0.1, weight_decay=2e-4, device="cpu", progress=False)
 
-    def member(seed: int) -> Member:
-        torch.manual_seed(seed)
-        model = ResNetCifar([3, 32, 32], 10)
-        state = rng_state()
-        loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
-        prepare(data.task, data.train.y, loss, weighting, sampler)
-        return Member(model, loss, weighting, sampler, seed, state)
-
     n_train, n_test = len(data.train), len(data.test)
     eval_model = ResNetCifar([3, 32, 32], 10)  # in the layout `fit` leaves a conv net in (channels_last)
     eval_model.to(memory_format=memory_format(eval_model))
@@ -213,14 +219,8 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     ref_model = ResNetCifar([3, 32, 32], 10)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
 
-    def ours_train() -> float:
-        m = member(0)
-        start = time.perf_counter()
-        fit(m.model, m.loss, m.weighting, m.sampler, train_only, cfg, seed=0)
-        return n_train / (time.perf_counter() - start)
-
-    def ours_train_bf16() -> float:  # opt-in: bfloat16 autocast (fast on CPUs with AVX512-BF16 or AMX)
-        m = member(0)
+    def ours_train(precision: str = "fp32") -> float:  # bf16: opt-in, fast on CPUs with AVX512-BF16 or AMX
+        m = _resnet_member(data, 0)
         start = time.perf_counter()
         fit(
             m.model,
@@ -228,7 +228,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
             m.weighting,
             m.sampler,
             train_only,
-            dataclasses.replace(cfg, precision="bf16"),
+            dataclasses.replace(cfg, precision=precision),
             seed=0,
         )
         return n_train / (time.perf_counter() - start)
@@ -240,7 +240,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
         return n_test / (time.perf_counter() - start)
 
     def stacked_train() -> float:
-        group = [member(s) for s in range(members)]
+        group = [_resnet_member(data, s) for s in range(members)]
         start = time.perf_counter()
         fit_stacked(group, train_only, cfg)
         return n_train / (time.perf_counter() - start)  # images/s per member (summed / members)
@@ -256,7 +256,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
         return n_test / (time.perf_counter() - start)
 
     fns = {"reference train": ref_train_epoch, "lossbench train": ours_train,
-           "lossbench train, trainer.precision=bf16 (opt-in)": ours_train_bf16,
+           "lossbench train, trainer.precision=bf16 (opt-in)": lambda: ours_train("bf16"),
            f"lossbench stacked x{members} train (per member)": stacked_train,
            "reference test": ref_test_pass, "lossbench test": ours_test}  # fmt: skip
     speeds: dict[str, list[float]] = {k: [] for k in fns}
@@ -307,15 +307,10 @@ def bench_device(
     FLOPs per image (`train_flops_per_image`) times the images/s of all members together.
     """
     from lossbench.data.cifar import CIFAR10
-    from lossbench.losses.cross_entropy import CrossEntropyLoss
     from lossbench.models.resnet_cifar import ResNetCifar
-    from lossbench.samplers.instance import InstanceSampler
-    from lossbench.tasks.base import prepare
-    from lossbench.train.checkpoint import rng_state
     from lossbench.train.config import TrainerConfig
     from lossbench.train.loop import fit
-    from lossbench.train.stacked import Member, fit_stacked
-    from lossbench.weighting.none import NoWeighting
+    from lossbench.train.stacked import fit_stacked
 
     with tempfile.TemporaryDirectory() as tmp:
         _cifar_files(Path(tmp))
@@ -325,20 +320,12 @@ def bench_device(
     flops = train_flops_per_image(ResNetCifar([3, 32, 32], 10), (3, 32, 32))
     peak = _peak(device)
 
-    def member(seed: int) -> Member:
-        torch.manual_seed(seed)
-        model = ResNetCifar([3, 32, 32], 10)
-        state = rng_state()
-        loss, weighting, sampler = CrossEntropyLoss(), NoWeighting(), InstanceSampler()
-        prepare(data.task, data.train.y, loss, weighting, sampler)
-        return Member(model, loss, weighting, sampler, seed, state)
-
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
     def one() -> float:
-        m = member(0)
+        m = _resnet_member(data, 0)
         sync()
         start = time.perf_counter()
         fit(m.model, m.loss, m.weighting, m.sampler, data, cfg, seed=0)
@@ -346,7 +333,7 @@ def bench_device(
         return time.perf_counter() - start
 
     def stacked() -> float:
-        group = [member(s) for s in range(members)]
+        group = [_resnet_member(data, s) for s in range(members)]
         sync()
         start = time.perf_counter()
         fit_stacked(group, data, cfg)
