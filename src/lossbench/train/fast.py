@@ -87,6 +87,11 @@ def maybe_compile(model: nn.Module, enabled: bool) -> None:
         model.features = torch.compile(model.features)  # type: ignore[method-assign]
 
 
+def is_compiled(model: nn.Module) -> bool:
+    """Whether `maybe_compile` compiled `model` (its `features` is then an instance attribute)."""
+    return "features" in vars(model)
+
+
 def inference_model(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     """`model` (in eval mode) for inference, with each BatchNorm folded into the convolution before it.
 
@@ -100,9 +105,7 @@ def inference_model(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     cannot trace, and any model whose folded outputs on `probe` (a few inputs) differ from its own
     beyond that rounding are returned unchanged.
     """
-    if "features" in vars(model) or not any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-    ):
+    if is_compiled(model) or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     from torch.fx.experimental.optimization import fuse
 
@@ -129,7 +132,7 @@ def cpu_eval_batch(model: nn.Module, probe: torch.Tensor) -> int:
     small MLPs -> 1024). A compiled model (`trainer.compile`) gets 256 without a probe (a probe
     would compile it for one more input shape).
     """
-    if "features" in vars(model):
+    if is_compiled(model):
         return 256
     sizes: list[int] = []
 
