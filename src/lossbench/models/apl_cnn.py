@@ -42,14 +42,18 @@ class APLConvNet(Classifier):
         channels = input_shape[0]
         for block in WIDTHS[variant]:
             for width in block:
-                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.conv = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.conv(torch.zeros(2, *input_shape)).shape[1]
         hidden = 128 if variant == "mnist" else 256
-        self.fc = nn.Sequential(nn.Linear(flat, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(flat, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
         self.head = make_head(head, hidden, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

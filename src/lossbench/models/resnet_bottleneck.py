@@ -21,8 +21,9 @@ class Bottleneck(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int, project: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(in_planes, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
-            nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+            nn.Conv2d(in_planes, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(planes),
+            nn.ReLU(inplace=True),
             nn.Conv2d(planes, planes, 1, bias=False), nn.BatchNorm2d(planes),
         )  # fmt: skip
         self.shortcut = (
@@ -32,8 +33,10 @@ class Bottleneck(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        """relu(body(x) + shortcut(x))."""
-        return F.relu(self.body(x) + self.shortcut(x))
+        """relu(body(x) + shortcut(x)), the sum and ReLU in place on the body's new output."""
+        out = self.body(x)
+        out += self.shortcut(x)
+        return F.relu(out, inplace=True)
 
 
 class BottleneckResNetCifar(Classifier):
@@ -64,7 +67,10 @@ class BottleneckResNetCifar(Classifier):
             raise ValueError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
         check_head(head)
         self.stem = nn.Sequential(
-            nn.ZeroPad2d(3), nn.Conv2d(input_shape[0], 16, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            nn.ZeroPad2d(3),
+            nn.Conv2d(input_shape[0], 16, 3, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(inplace=True),
         )
         blocks, in_planes = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):
