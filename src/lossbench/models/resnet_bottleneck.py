@@ -35,7 +35,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """relu(body(x) + shortcut(x)), the sum and ReLU in place on the body's new output."""
         out = self.body(x)
-        out += self.shortcut(x)
+        out = out.add_(self.shortcut(x))  # a method, not +=: torch.fx traces `+=` as an out-of-place add
         return F.relu(out, inplace=True)
 
 
