@@ -120,17 +120,41 @@ def test_eval_batch_defaults_by_device():
     assert TrainerConfig(eval_batch_size=64).eval_batch(torch.device("cuda")) == 64
 
 
-def test_cpu_evaluation_sizes_its_chunks_per_model():
-    """Null `eval_batch_size` on CPU: chunks whose largest activation is ~8 MB; the same outputs as any chunk."""
+def test_the_level_2_cache_is_read_from_sysfs(tmp_path):
+    from lossbench.train.fast import l2_cache_bytes
+
+    for index, (level, kind, size) in enumerate([("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                                 ("2", "Unified", "1024K"), ("3", "Unified", "32768K")]):  # fmt: skip
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(value + "\n")
+    assert l2_cache_bytes.__wrapped__(str(tmp_path)) == 2**20
+    (tmp_path / "index2" / "size").write_text("2M\n")
+    assert l2_cache_bytes.__wrapped__(str(tmp_path)) == 2**21
+    assert l2_cache_bytes.__wrapped__(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(
+    ("l2", "chunks"), [(2**21, (128, 512, 1024)), (2**20, (64, 256, 1024)), (None, (128, 512, 1024))]
+)
+def test_cpu_evaluation_sizes_its_chunks_per_model(monkeypatch, l2, chunks):
+    """Null `eval_batch_size` on CPU: the largest activation fills twice the threads' L2 (unknown: 8 MB); any chunk scores alike."""
     from lossbench.models.lenet import LeNet
     from lossbench.models.mlp import MLP
     from lossbench.models.resnet_cifar import ResNetCifar
+    from lossbench.train import fast
     from lossbench.train.evaluate import Evaluator, predict
     from lossbench.train.fast import cpu_eval_batch
 
-    cases = [(ResNetCifar([3, 32, 32], 10), (3, 32, 32), 128), (LeNet((1, 28, 28), 10), (1, 28, 28), 512),
-             (MLP([64], 10), (64,), 1024)]  # fmt: skip
-    for model, shape, chunk in cases:
+    monkeypatch.setattr(fast, "l2_cache_bytes", lambda: l2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    models = [
+        (ResNetCifar([3, 32, 32], 10), (3, 32, 32)),
+        (LeNet((1, 28, 28), 10), (1, 28, 28)),
+        (MLP([64], 10), (64,)),
+    ]
+    for (model, shape), chunk in zip(models, chunks, strict=True):
         x = torch.randn(40, *shape)
         with torch.inference_mode():
             assert cpu_eval_batch(model.eval(), x[:4]) == chunk, type(model).__name__

@@ -39,8 +39,9 @@ class TrainerConfig:
     lr_factors: list[float] = field(default_factory=list)  # absolute multipliers of lr, one per milestone
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last epoch)
     # examples per evaluation forward; null: 1024 on a GPU; on CPU sized per model so a chunk's largest
-    # activation is ~8 MB (ResNet-32: 128, LeNet: 512; fast.cpu_eval_batch), 256 as the base of a stacked
-    # group's chunks. Speed and memory only: the same metrics
+    # activation fills about twice the threads' level-2 caches (fast.cpu_eval_batch; 2 cores with 1 MiB
+    # each: ResNet-32 64, LeNet 256), 256 as the base of a stacked group's chunks. Speed and memory only:
+    # the same metrics
     eval_batch_size: int | None = field(default=None, metadata=EXECUTION)
     # picks the best-validation epoch; null = the task's default (val/acc classification, val/mae regression)
     select_metric: str | None = None
