@@ -6,8 +6,10 @@ each training image gets `RandomCrop(32, padding=4)` and `RandomHorizontalFlip()
 normalised tensor by torchvision transforms; a `torch.utils.data.DataLoader` shuffles and collates
 batches of 128; ResNet-32 is trained with `torch.optim.SGD` (momentum 0.9, weight decay 2e-4) in the
 default NCHW layout with autograd on; evaluation runs under `torch.no_grad()` in batches of 100. This
-is the per-sample pipeline lossbench replaces with tensors on the device; the model is the same class
-(`lossbench.models.resnet_cifar.ResNetCifar`), so only the loop differs.
+is the per-sample pipeline lossbench replaces with tensors on the device. The model is lossbench's
+ResNet-32 class (`lossbench.models.resnet_cifar.ResNetCifar`: the same layers, initialisation and
+arithmetic) with the reference's forward order (`reference_resnet32`): its ReLUs write new tensors
+and its shortcut sum runs in place, where lossbench also runs the ReLUs in place.
 """
 
 from __future__ import annotations
@@ -19,7 +21,39 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from lossbench.models.resnet_cifar import BasicBlock, ResNetCifar
+
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the reference's CIFAR-10 statistics
+
+
+class ReferenceBlock(BasicBlock):
+    """A basic block run in the reference's order: new tensors from the ReLUs, the shortcut added in place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class ReferenceResNet(ResNetCifar):
+    """`ResNetCifar` whose stem ReLU writes a new tensor, as the reference's does."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled output of the last stage (N, 64)."""
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+
+def reference_resnet32(num_classes: int = 10) -> ResNetCifar:
+    """ResNet-32 (lossbench's layers and initialisation) running the reference's forward."""
+    model = ReferenceResNet([3, 32, 32], num_classes)
+    for block in model.modules():
+        if type(block) is BasicBlock:
+            block.__class__ = ReferenceBlock
+    return model
 
 
 class ImageArray(Dataset):

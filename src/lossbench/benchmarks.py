@@ -216,7 +216,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     eval_model = ResNetCifar([3, 32, 32], 10)  # in the layout `fit` leaves a conv net in (channels_last)
     eval_model.to(memory_format=memory_format(eval_model))
     ref_train, ref_test = ref.loaders(*raw)
-    ref_model = ResNetCifar([3, 32, 32], 10)
+    ref_model = ref.reference_resnet32()
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
 
     def ours_train(precision: str = "fp32") -> float:  # bf16: opt-in, fast on CPUs with AVX512-BF16 or AMX
