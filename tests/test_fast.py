@@ -102,3 +102,44 @@ def test_cpu_reruns_are_bitwise_identical_and_the_flag_changes_no_number():
     for m, w in rest:
         assert m == m0
         assert all(torch.equal(w0[k], w[k]) for k in w0)
+
+
+def test_map_on_threads_keeps_the_order_and_restores_the_thread_count(monkeypatch):
+    from lossbench.train.fast import map_on_threads
+
+    threads = torch.get_num_threads()
+    seen: list[int] = []
+
+    def square(i: int) -> int:
+        seen.append(torch.get_num_threads())
+        assert torch.is_inference_mode_enabled()
+        return i * i
+
+    assert map_on_threads(square, range(7)) == [i * i for i in range(7)]
+    assert torch.get_num_threads() == threads
+    if threads >= 2:
+        assert set(seen) == {1}  # each worker: one intra-op thread
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert map_on_threads(square, range(3)) == [0, 1, 4]  # one thread: a plain loop
+
+
+def test_a_conv_net_evaluates_its_chunks_on_threads_with_the_outputs_of_one_loop(monkeypatch):
+    """`predict` with sized chunks on CPU: a conv net's chunks go to `map_on_threads`; the same outputs bitwise."""
+    from lossbench.train import evaluate
+
+    torch.manual_seed(0)
+    model = ResNetCifar([3, 32, 32], 10, blocks_per_stage=1).to(memory_format=torch.channels_last)
+    x = torch.randn(300, 3, 32, 32)
+    calls: list[int] = []
+    threaded = evaluate.map_on_threads
+
+    def spy(fn, items):
+        calls.append(len(items))
+        return threaded(fn, items)
+
+    monkeypatch.setattr(evaluate, "map_on_threads", spy)
+    monkeypatch.setattr(evaluate, "cpu_eval_batch", lambda model, probe: 64)
+    out = evaluate.predict(model, x, None, torch.device("cpu"))
+    assert calls == [5]
+    assert torch.equal(out, evaluate.predict(model, x, 64, torch.device("cpu")))  # a given size: one loop
+    assert calls == [5]

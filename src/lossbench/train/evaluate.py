@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from lossbench.data.spec import DataSpec, Split
 from lossbench.train.config import TrainerConfig
-from lossbench.train.fast import cpu_eval_batch, inference_model
+from lossbench.train.fast import cpu_eval_batch, inference_model, is_compiled, map_on_threads, uses_conv
 
 SPLITS = ("val", "test")
 
@@ -19,19 +19,26 @@ SPLITS = ("val", "test")
 def predict(model: nn.Module, x: Tensor, batch_size: int | None, device: torch.device) -> Tensor:
     """Outputs (N, W) on the CPU, computed in eval mode in chunks of `batch_size`.
 
-    `batch_size=None` sizes the chunks for the model (`fast.cpu_eval_batch`, for CPUs). BatchNorm is
-    folded into the convolutions before it for the pass (`fast.inference_model`).
+    `batch_size=None` sizes the chunks for the model (`fast.cpu_eval_batch`, for CPUs), and a conv
+    net's chunks then run side by side, one per intra-op thread (`fast.map_on_threads`). BatchNorm
+    is folded into the convolutions before it for the pass (`fast.inference_model`).
     """
     was_training = model.training
     model.eval()
     probe = x[:4].to(device)
+    sized = batch_size is None
     if batch_size is None:
         batch_size = cpu_eval_batch(model, probe) if len(x) else 1
     infer = inference_model(model, probe) if len(x) else model
-    out = [
-        infer(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
-        for i in range(0, len(x), batch_size)
-    ]
+
+    def chunk(i: int) -> Tensor:
+        return infer(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
+
+    starts = range(0, len(x), batch_size)
+    if sized and device.type == "cpu" and uses_conv(model) and not is_compiled(model):
+        out = map_on_threads(chunk, starts)
+    else:
+        out = [chunk(i) for i in starts]
     model.train(was_training)
     return torch.cat(out)
 
