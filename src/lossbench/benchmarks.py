@@ -185,7 +185,9 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     """ResNet-32 on a CIFAR-10-LT-sized set (exp, ratio 100: 2,478 train / 2,000 test images).
 
     Returns (what, median images/s, median ratio to the reference-style loop of the same phase),
-    timed round-robin: one training epoch and one pass over the test set per option per round.
+    timed round-robin: one training epoch and one pass over the test set per option per round. Two
+    rows time each model's SGD steps alone on one fixed batch (no sampling, augmentation or
+    loading): the ceiling either loop can reach with its model and layout in fp32.
     """
     import importlib.util
 
@@ -250,6 +252,24 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
         ref.train_epoch(ref_model, ref_train, ref_opt)
         return n_train / (time.perf_counter() - start)
 
+    step_x, step_y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+
+    def model_steps(model: torch.nn.Module, fmt: torch.memory_format) -> float:
+        """An epoch's SGD steps (plain `torch.optim`) on one fixed batch: the model's own training speed."""
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+        x = step_x.contiguous(memory_format=fmt)
+        start = time.perf_counter()
+        for i in range(0, n_train, 128):
+            b = min(128, n_train - i)
+            loss = torch.nn.functional.cross_entropy(model(x[:b]), step_y[:b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return n_train / (time.perf_counter() - start)
+
+    ceiling_ref = ref.reference_resnet32()
+    ceiling_ours = ResNetCifar([3, 32, 32], 10).to(memory_format=torch.channels_last)
+
     def ref_test_pass() -> float:
         start = time.perf_counter()
         ref.test_accuracy(ref_model, ref_test)
@@ -258,6 +278,9 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     fns = {"reference train": ref_train_epoch, "lossbench train": ours_train,
            "lossbench train, trainer.precision=bf16 (opt-in)": lambda: ours_train("bf16"),
            f"lossbench stacked x{members} train (per member)": stacked_train,
+           "model steps alone, no data pipeline: the reference's (NCHW)": lambda: model_steps(ceiling_ref, torch.contiguous_format),
+           "model steps alone, no data pipeline: lossbench's (channels_last, in-place ReLUs)":
+               lambda: model_steps(ceiling_ours, torch.channels_last),
            "reference test": ref_test_pass, "lossbench test": ours_test}  # fmt: skip
     speeds: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(rounds):
