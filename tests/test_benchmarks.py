@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from lossbench.benchmarks import reference_loop
 from lossbench.models.resnet_cifar import ResNetCifar
-
-
-def _reference_loop():
-    spec = importlib.util.spec_from_file_location(
-        "reference_loop", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def test_the_reference_forward_order_computes_lossbench_resnet32_bitwise():
     """Out-of-place ReLUs (the reference) and in-place ones (lossbench): equal outputs and gradients."""
-    ref = _reference_loop()
+    ref = reference_loop()
     torch.manual_seed(0)
     reference = ref.reference_resnet32()
     torch.manual_seed(0)

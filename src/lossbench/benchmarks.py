@@ -181,6 +181,18 @@ def _resnet_member(data: Any, seed: int) -> Any:
     return Member(model, loss, weighting, sampler, seed, state)
 
 
+def reference_loop() -> Any:
+    """The module `benchmarks/reference_loop.py` of the source tree (the ResNet-32 baseline)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "reference_loop", Path(__file__).resolve().parents[2] / "benchmarks" / "reference_loop.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     """ResNet-32 on a CIFAR-10-LT-sized set (exp, ratio 100: 2,478 train / 2,000 test images).
 
@@ -189,8 +201,6 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     rows time each model's SGD steps alone on one fixed batch (no sampling, augmentation or
     loading): the ceiling either loop can reach with its model and layout in fp32.
     """
-    import importlib.util
-
     from lossbench.data.cifar import CIFAR10
     from lossbench.data.spec import DataSpec
     from lossbench.models.resnet_cifar import ResNetCifar
@@ -200,11 +210,7 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     from lossbench.train.loop import fit
     from lossbench.train.stacked import fit_stacked
 
-    spec = importlib.util.spec_from_file_location(
-        "reference_loop", Path(__file__).resolve().parents[2] / "benchmarks" / "reference_loop.py"
-    )
-    ref = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(ref)  # type: ignore[union-attr]
+    ref = reference_loop()
     with tempfile.TemporaryDirectory() as tmp:
         _cifar_files(Path(tmp))
         data = CIFAR10(root=tmp, imbalance_ratio=100, verify_md5=False).load()
@@ -255,16 +261,14 @@ def bench_resnet(rounds: int, members: int) -> list[tuple[str, float, float]]:
     step_x, step_y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
 
     def model_steps(model: torch.nn.Module, fmt: torch.memory_format) -> float:
-        """An epoch's SGD steps (plain `torch.optim`) on one fixed batch: the model's own training speed."""
+        """The reference's epoch of SGD steps on one fixed batch, no loader: the model's own training speed."""
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
         x = step_x.contiguous(memory_format=fmt)
+        batches = [
+            (x[: min(128, n_train - i)], step_y[: min(128, n_train - i)]) for i in range(0, n_train, 128)
+        ]
         start = time.perf_counter()
-        for i in range(0, n_train, 128):
-            b = min(128, n_train - i)
-            loss = torch.nn.functional.cross_entropy(model(x[:b]), step_y[:b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        ref.train_epoch(model, batches, opt)
         return n_train / (time.perf_counter() - start)
 
     ceiling_ref = ref.reference_resnet32()
